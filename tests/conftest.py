@@ -1,0 +1,56 @@
+"""Shared fixtures: repository paths, real data, and a Snakemake runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+REALDATA = Path(os.environ.get("LIVESCREEN_REALDATA", REPO.parent / "shared" / "realdata"))
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """../shared/realdata; tests using it are skipped where it is absent."""
+    if not REALDATA.is_dir():
+        pytest.skip(f"real data folder {REALDATA} is absent")
+    return REALDATA
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` and return the finished process."""
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+
+
+@pytest.fixture()
+def study_dir(tmp_path: Path) -> Path:
+    """A copy of the tests-sized study in a temporary working directory.
+
+    Returns the directory; its ``config.yaml`` points at its own ``samples.tsv``.
+    """
+    shutil.copy(REPO / "tests" / "config" / "samples.tsv", tmp_path / "samples.tsv")
+    cfg = yaml.safe_load((REPO / "tests" / "config" / "config.yaml").read_text())
+    cfg["samples"] = "samples.tsv"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return tmp_path
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def save_yaml(path: Path, data: dict) -> None:
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

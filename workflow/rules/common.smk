@@ -1,0 +1,82 @@
+# Shared set-up: config and sample-sheet validation, wildcard constraints and
+# input functions. Loaded first by the Snakefile.
+import json
+from pathlib import Path
+
+import pandas as pd
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from livescreen import study
+
+CONFIG_SCHEMA = "../schemas/config.schema.yaml"
+SAMPLES_SCHEMA = "../schemas/samples.schema.yaml"
+POPULATIONS = ["target", "effector"]
+
+
+def _config_source():
+    """Config file(s) given on the command line, else the default, for messages."""
+    files = [str(f) for f in workflow.overwrite_configfiles or []]
+    return ", ".join(files) or "config/config.yaml"
+
+
+def _validate(data, schema, source):
+    """Snakemake's validate(), with errors naming file, row and key."""
+    try:
+        validate(data, schema=schema)
+    except WorkflowError as err:
+        raise WorkflowError(study.explain_validation_error(err, source)) from None
+
+
+def _load_study():
+    """Validate config and sample sheet; return the sheet indexed by site."""
+    _validate(config, CONFIG_SCHEMA, _config_source())
+    try:
+        study.check_channels(config["imaging"]["channels"])
+        sheet = study.read_sample_sheet(config["samples"])
+        _validate(sheet, SAMPLES_SCHEMA, config["samples"])
+        study.check_sites(sheet, config["samples"], config["study"]["control_condition"])
+        # Image headers are checked once, by the main process (not in every job).
+        if workflow.is_main_process:
+            study.check_images(sheet, config["samples"], config["imaging"],
+                               simulate=config.get("simulate", {}).get("enabled", False))
+    except study.StudyDesignError as err:
+        raise WorkflowError(str(err)) from None
+    return sheet.set_index(list(study.SITE_KEYS), drop=False).sort_index()
+
+
+samples = _load_study()
+SIMULATE = config.get("simulate", {}).get("enabled", False)
+
+
+wildcard_constraints:
+    plate=study.wildcard_pattern(samples["plate"]),
+    well=study.wildcard_pattern(samples["well"]),
+    field=study.wildcard_pattern(samples["field"]),
+    population="|".join(POPULATIONS),
+
+
+def get_sample(wildcards):
+    """The sample-sheet row of a site, as a plain dict (dose as float)."""
+    row = samples.loc[(wildcards.plate, wildcards.well, wildcards.field)]
+    return {k: (float(v) if k == "dose" else str(v)) for k, v in row.items()}
+
+
+def get_image(wildcards):
+    """Path of a site's raw (T, C, Y, X) image, as named in the sample sheet."""
+    return samples.loc[(wildcards.plate, wildcards.well, wildcards.field), "image"]
+
+
+def site_paths(pattern, populations=None):
+    """Format ``pattern`` for every site of the sample sheet (and population)."""
+    sites = samples[list(study.SITE_KEYS)].to_dict("records")
+    if populations is None:
+        return [pattern.format(**site) for site in sites]
+    return [pattern.format(population=p, **site) for site in sites for p in populations]
+
+
+def all_outputs():
+    """Final targets of the workflow (extended by each stage)."""
+    targets = ["results/tables/samples.parquet"]
+    targets += site_paths("results/qc/images/{plate}/{well}/{field}.json")
+    return targets

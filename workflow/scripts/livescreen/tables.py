@@ -1,0 +1,160 @@
+"""Table contracts and Parquet output with provenance metadata.
+
+Every table the workflow writes has a pandera ``DataFrameModel`` that is
+checked before writing; :func:`write_table` validates, attaches provenance
+(livescreen and key package versions, plus whatever the caller adds, e.g. the
+config hash) to the Parquet schema metadata under the key ``livescreen``, and
+writes atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+from collections.abc import Mapping
+from os import PathLike
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pa_arrow
+import pyarrow.parquet as pq
+from pandera.typing import Series
+
+from livescreen.imageio import atomic_path
+
+#: Packages whose versions are recorded in every table.
+PROVENANCE_PACKAGES = ("livescreen", "numpy", "pandas", "pyarrow", "scikit-image", "tifffile",
+                       "cellpose", "torch", "btrack", "snakemake")
+
+
+class SampleSheet(pa.DataFrameModel):
+    """The validated sample sheet (``results/tables/samples.parquet``).
+
+    One row per site; free columns of the sheet (donor, effector type, ...)
+    are kept as text.
+    """
+
+    site_id: Series[str] = pa.Field(unique=True, description="plate/well/field")
+    plate: Series[str]
+    well: Series[str]
+    field: Series[str]
+    condition: Series[str]
+    compound: Series[str]
+    dose: Series[float] = pa.Field(ge=0)
+    dose_unit: Series[str]
+    role: Series[str] = pa.Field(isin=["sample", "negative_control", "positive_control"])
+    image: Series[str]
+
+    class Config:
+        strict = False
+        coerce = True
+
+
+def package_versions(names=PROVENANCE_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` (``"absent"`` for those not installed)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def file_sha256(path: str | PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def config_sha256(config: Mapping[str, Any]) -> str:
+    """SHA-256 of a config mapping, independent of key order."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_table(df: pd.DataFrame, path: str | PathLike, model: type[pa.DataFrameModel] | None,
+                provenance: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Validate ``df`` against ``model`` and write it to Parquet with provenance.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table; not modified.
+    path : str or path-like
+        Destination ``.parquet`` (written atomically).
+    model : pandera.DataFrameModel subclass or None
+        Contract checked before writing (``None`` skips validation).
+    provenance : mapping, optional
+        Extra provenance (config hash, sample-sheet hash, git commit, ...),
+        stored with the package versions as JSON under the metadata key
+        ``livescreen``. Keep it free of timestamps so outputs stay byte-identical.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The validated (possibly type-coerced) table that was written.
+
+    Raises
+    ------
+    pandera.errors.SchemaError
+        If the table breaks its contract; nothing is written.
+    """
+    table = model.validate(df) if model is not None else df
+    arrow = pa_arrow.Table.from_pandas(table, preserve_index=False)
+    meta = dict(arrow.schema.metadata or {})
+    record = {"packages": package_versions(), **dict(provenance or {})}
+    meta[b"livescreen"] = json.dumps(record, sort_keys=True, default=str).encode()
+    arrow = arrow.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp)
+    return table
+
+
+def read_provenance(path: str | PathLike) -> dict[str, Any]:
+    """The provenance record stored by :func:`write_table` in a Parquet file."""
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(b"livescreen", b"{}"))
+
+
+def git_commit(repo: str | PathLike = ".") -> str:
+    """Current git commit of ``repo`` (``"+dirty"`` appended if modified), or ``"unknown"``."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def provenance(config: Mapping[str, Any], samples_path: str | PathLike,
+               repo: str | PathLike | None = None) -> dict[str, str]:
+    """Provenance record of a run: config hash, sample-sheet hash, git commit.
+
+    Parameters
+    ----------
+    config : mapping
+        The workflow config.
+    samples_path : str or path-like
+        The sample sheet file.
+    repo : str or path-like, optional
+        The workflow's git checkout (default: this library's checkout).
+
+    Returns
+    -------
+    dict
+    """
+    from pathlib import Path
+
+    repo = repo or Path(__file__).resolve().parents[3]
+    return {"config_sha256": config_sha256(config), "samples_sha256": file_sha256(samples_path),
+            "git_commit": git_commit(repo)}
