@@ -8,9 +8,8 @@ import sys
 
 import pytest
 import yaml
-from packaging.utils import canonicalize_name
-
 from conftest import REPO
+from packaging.utils import canonicalize_name
 
 sys.path.insert(0, str(REPO / "tools"))
 import lock_envs  # noqa: E402

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-
 from conftest import load_yaml, run_snakemake, save_yaml
 from livescreen import study
 
@@ -203,5 +202,5 @@ def test_workflow_rejects_missing_image_when_not_simulating(study_dir):
     save_yaml(study_dir / "config.yaml", cfg)
     rc, out = dry_run(study_dir)
     assert rc != 0
-    assert "row 1 (line 2), column 'image': image file 'resources/simulated/T1/B02/1/image.ome.tif'" \
-        " does not exist" in out
+    assert ("row 1 (line 2), column 'image': image file "
+            "'resources/simulated/T1/B02/1/image.ome.tif' does not exist") in out

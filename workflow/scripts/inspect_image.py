@@ -2,8 +2,7 @@
 
 import json
 
-from livescreen.imageio import Movie, inspect_movie
-from livescreen.imageio import atomic_path
+from livescreen.imageio import Movie, atomic_path, inspect_movie
 from livescreen.logs import script_logging
 
 log = script_logging(snakemake.log[0])

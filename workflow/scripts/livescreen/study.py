@@ -223,7 +223,8 @@ def check_sites(sheet: pd.DataFrame, source: str | PathLike, control_condition: 
     if dup.any():
         i = int(sheet.index[dup][0])
         key = "/".join(sheet.loc[i, list(SITE_KEYS)])
-        first = int(sheet.index[(sheet[list(SITE_KEYS)] == sheet.loc[i, list(SITE_KEYS)]).all(1)][0])
+        same = (sheet[list(SITE_KEYS)] == sheet.loc[i, list(SITE_KEYS)]).all(axis=1)
+        first = int(sheet.index[same][0])
         raise StudyDesignError(
             f"{source}, {_line(i)}, columns plate/well/field: site {key} is listed twice "
             f"(also {_line(first)})"
