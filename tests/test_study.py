@@ -142,12 +142,6 @@ def test_simulated_images_must_use_the_simulator_path(tmp_path):
         study.check_images(sheet, "s.tsv", IMAGING, simulate=True)
 
 
-def test_site_seed_is_deterministic_and_site_specific():
-    assert study.site_seed(1, "P1", "A01", "1") == study.site_seed(1, "P1", "A01", "1")
-    assert study.site_seed(1, "P1", "A01", "1") != study.site_seed(1, "P1", "A02", "1")
-    assert study.site_seed(1, "P1", "A01", "1") != study.site_seed(2, "P1", "A01", "1")
-
-
 def test_wildcard_pattern_matches_exactly():
     import re
 

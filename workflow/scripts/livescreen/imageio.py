@@ -153,6 +153,10 @@ def atomic_path(path: str | PathLike) -> Iterator[Path]:
                                + "".join(path.suffixes))
     os.close(fd)
     tmp = Path(tmp)
+    # mkstemp creates the file 0600; give it the permissions of an ordinary new file.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -14,7 +14,6 @@ file it is about.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -385,27 +384,6 @@ def site_id(plate: str, well: str, field: str) -> str:
     str
     """
     return f"{plate}/{well}/{field}"
-
-
-def site_seed(base_seed: int, plate: str, well: str, field: str) -> int:
-    """Deterministic per-site random seed derived from a base seed and the site keys.
-
-    Uses SHA-256, so the seed does not depend on Python's hash randomisation.
-
-    Parameters
-    ----------
-    base_seed : int
-        The study-wide seed.
-    plate, well, field : str
-        The site's keys.
-
-    Returns
-    -------
-    int
-        A seed in ``[0, 2**32)``.
-    """
-    digest = hashlib.sha256(f"{base_seed}|{plate}|{well}|{field}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
 
 
 def wildcard_pattern(values: Iterable[str]) -> str:

@@ -1,0 +1,256 @@
+"""Tests of the track stage: btrack linking, features, table contract, napari, accuracy."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from livescreen.ctc import to_ctc, write_ctc
+from livescreen.features import channel_names, object_features
+from livescreen.track import (
+    BtrackUnavailable,
+    TracksTable,
+    check_napari_tracks,
+    new_tracker,
+    relabel_by_track,
+    to_napari,
+    track_site,
+    write_tracks,
+)
+from livescreen.track_eval import ctc_scores, link_scores, synthetic_scene
+from livescreen.track_models import btrack_config, tracking_params
+
+IMAGING = {"pixel_size_um": 1.0, "frame_interval_min": 1.0,
+           "channels": {"target": 0, "effector": 1, "death": None}}
+SITE = {"plate": "P1", "well": "B02", "field": "1"}
+REALDATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata"
+
+
+def run(labels, population="target", image=None, imaging=IMAGING, **over):
+    return track_site(labels, image, tracking_params(population, over), imaging=imaging,
+                      population=population, **SITE)
+
+
+def disc_stack(centres, shape=(64, 64), radius=3):
+    """(T, Y, X) labels with one disc per (t, y, x, label) tuple."""
+    n_t = max(c[0] for c in centres) + 1 if centres else 1
+    lab = np.zeros((n_t, *shape), np.uint32)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    for t, y, x, v in centres:
+        lab[t][(yy - y) ** 2 + (xx - x) ** 2 <= radius**2] = v
+    return lab
+
+
+# ------------------------------------------------------------------ accuracy vs truth
+
+@pytest.fixture(scope="module")
+def dividing_scene():
+    return synthetic_scene(n_cells=30, n_frames=30, shape=(160, 160), step_px=0.7,
+                           p_divide=0.02, seed=1)
+
+
+def test_targets_linked_and_divisions_found(dividing_scene, tmp_path):
+    labels, truth = dividing_scene
+    table = run(labels, "target", max_speed_um_per_min=6, max_gap_min=5)
+    s = link_scores(table, truth)
+    assert s["n_divisions_true"] >= 10
+    assert s["link_recall"] >= 0.97 and s["link_precision"] >= 0.97, s
+    assert s["division_recall"] >= 0.6, s
+    # CTC TRA with traccuracy on the same scene
+    gt_masks, gt_lin = to_ctc(truth, labels)
+    res_masks, res_lin = to_ctc(table, labels)
+    write_ctc(tmp_path / "gt", gt_masks, gt_lin, "man_track.txt")
+    write_ctc(tmp_path / "res", res_masks, res_lin)
+    scores = ctc_scores(tmp_path / "gt", tmp_path / "res")
+    assert scores["DET"] == pytest.approx(1.0)
+    assert scores["TRA"] >= 0.95, scores
+    # generation follows the lineage
+    kids = table.drop_duplicates("track_id").query("parent_track_id > 0")
+    gen = table.drop_duplicates("track_id").set_index("track_id")["generation"]
+    assert (gen.loc[kids["track_id"]].to_numpy()
+            == gen.loc[kids["parent_track_id"]].to_numpy() + 1).all()
+
+
+def test_fast_effectors_linked_without_divisions():
+    labels, truth = synthetic_scene(n_cells=15, n_frames=25, shape=(160, 160), step_px=3,
+                                    persistence=0.7, seed=2)
+    table = run(labels, "effector", max_speed_um_per_min=25, speed_um_per_min=8)
+    s = link_scores(table, truth)
+    assert s["link_recall"] >= 0.9, s
+    assert (table["parent_track_id"] == 0).all()
+    assert (table["generation"] == 0).all()
+
+
+def test_link_scores_detect_swapped_tracks():
+    # two cells; a tracker that swaps identities halfway must score below 1
+    truth = pd.DataFrame({"track_id": [1, 1, 1, 2, 2, 2], "frame": [0, 1, 2] * 2,
+                          "label_id": [1, 1, 1, 2, 2, 2], "parent_track_id": 0})
+    swapped = truth.assign(track_id=[1, 1, 2, 2, 2, 1])
+    assert link_scores(truth, truth)["link_recall"] == 1.0
+    assert link_scores(swapped, truth)["link_recall"] == 0.5
+
+
+# ------------------------------------------------------------------ btrack models
+
+def test_physical_units_converted():
+    p = tracking_params("effector", {"max_speed_um_per_min": 10, "max_gap_min": 9})
+    cfg = btrack_config(p, pixel_size_um=0.5, frame_interval_min=3.0, shape_yx=(100, 200))
+    assert cfg.max_search_radius == pytest.approx(10 * 3 / 0.5)
+    assert cfg.motion_model.max_lost == 3
+    assert "P_branch" not in cfg.hypothesis_model.hypotheses
+    assert cfg.volume.x == (0.0, 200.0) and cfg.volume.y == (0.0, 100.0)
+    t = btrack_config(tracking_params("target"), 0.5, 3.0, (100, 200))
+    assert "P_branch" in t.hypothesis_model.hypotheses
+    assert t.max_search_radius < cfg.max_search_radius
+
+
+def test_defaults_differ_and_bad_settings_rejected():
+    assert tracking_params("target").divisions and not tracking_params("effector").divisions
+    assert (tracking_params("effector").max_speed_um_per_min
+            > tracking_params("target").max_speed_um_per_min)
+    with pytest.raises(ValueError):
+        tracking_params("target", {"speed_um_per_min": 50})
+    with pytest.raises(ValueError):
+        tracking_params("target", {"max_speed_um_per_px": 3})
+    with pytest.raises(ValueError):
+        tracking_params("bystander")
+
+
+def test_unloadable_btrack_core_points_to_build_script(monkeypatch):
+    from btrack import libwrapper
+
+    def broken():
+        raise Exception("GLIBCXX_3.4.32 not found") from OSError("GLIBCXX_3.4.32 not found")
+
+    monkeypatch.setattr(libwrapper, "get_library", broken)
+    with pytest.raises(BtrackUnavailable, match="tools/build_btrack.py"):
+        new_tracker()
+
+
+# ------------------------------------------------------------------ features and table
+
+def test_features_intensities_every_channel_and_border():
+    lab = disc_stack([(0, 20, 20, 5), (0, 1, 40, 9)])
+    img = np.zeros((1, 3, 64, 64), np.uint16)
+    img[0, 0][lab[0] == 5] = 100
+    img[0, 1][lab[0] == 9] = 7
+    img[0, 2] = 3
+    names = channel_names(3, IMAGING["channels"])
+    assert names == ["target", "effector", "c2"]
+    f = object_features(lab, img, names).set_index("label_id")
+    assert f.loc[5, "intensity_mean_target"] == 100
+    assert f.loc[9, "intensity_mean_effector"] == 7
+    assert (f["intensity_mean_c2"] == 3).all()
+    assert f.loc[5, "area_px"] == (lab[0] == 5).sum()
+    assert not f.loc[5, "touches_border"] and f.loc[9, "touches_border"]
+
+
+def test_table_physical_units_and_label_mapping(tmp_path):
+    lab = disc_stack([(t, 20, 20 + 2 * t, 3 + t) for t in range(5)])
+    img = np.ones((5, 2, 64, 64), np.uint16)
+    imaging = {**IMAGING, "pixel_size_um": 0.5, "frame_interval_min": 4.0}
+    table = run(lab, "target", image=img, imaging=imaging)
+    assert table["track_id"].nunique() == 1
+    assert table["time_min"].tolist() == [0, 4, 8, 12, 16]
+    assert np.allclose(table["x_um"], table["x_px"] * 0.5)
+    assert np.allclose(table["area_um2"], table["area_px"] * 0.25)
+    assert table["label_id"].tolist() == [3, 4, 5, 6, 7]
+    relab = relabel_by_track(lab, table)
+    assert set(np.unique(relab)) == {0, int(table["track_id"].iloc[0])}
+    assert ((relab > 0) == (lab > 0)).all()
+    out = tmp_path / "t.parquet"
+    write_tracks(table, out)
+    back = pd.read_parquet(out)
+    TracksTable.validate(back)
+    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+
+
+# ------------------------------------------------------------------ awkward input
+
+def test_no_objects_gives_empty_valid_table(tmp_path):
+    table = run(np.zeros((4, 32, 32), np.uint32), image=np.zeros((4, 2, 32, 32), np.uint16))
+    assert table.empty
+    write_tracks(table, tmp_path / "e.parquet")
+    assert pd.read_parquet(tmp_path / "e.parquet").empty
+
+
+def test_single_frame_and_single_object():
+    one_frame = disc_stack([(0, 10, 10, 1), (0, 40, 40, 2)])
+    table = run(one_frame)
+    assert sorted(table["track_id"]) == [1, 2]
+    one = run(disc_stack([(0, 10, 10, 4)]))
+    assert len(one) == 1 and one["label_id"].iloc[0] == 4
+
+
+def test_empty_frames_bridged_or_split():
+    # object missing in frame 2: bridged (gap 1 frame <= max_gap); frames 3..8 empty: new track
+    cells = [(0, 30, 30, 1), (1, 30, 31, 1), (3, 30, 33, 1), (9, 30, 33, 1)]
+    table = run(disc_stack(cells, radius=3), max_gap_min=3)
+    by_frame = table.set_index("frame")["track_id"]
+    assert by_frame[0] == by_frame[1] == by_frame[3]
+    assert by_frame[9] != by_frame[3]
+
+
+def test_huge_jump_starts_new_track():
+    cells = [(t, 10, 10 + t, 1) for t in range(4)] + [(t, 50, 55, 1) for t in range(4, 8)]
+    table = run(disc_stack(cells), max_speed_um_per_min=2)
+    assert table["track_id"].nunique() == 2
+    assert (table["parent_track_id"] == 0).all()
+
+
+def test_shape_mismatch_gives_nan_intensities(caplog):
+    lab = disc_stack([(t, 20, 20, 1) for t in range(3)])
+    with caplog.at_level(logging.WARNING):
+        wrong_xy = run(lab, image=np.ones((3, 2, 50, 50), np.uint16))
+    assert wrong_xy["intensity_mean_target"].isna().all()
+    assert "differ" in caplog.text
+    short = run(lab, image=np.full((2, 2, 64, 64), 5, np.uint16))
+    assert short["intensity_mean_target"].tolist()[:2] == [5, 5]
+    assert np.isnan(short["intensity_mean_target"].iloc[2])
+
+
+def test_inputs_not_modified():
+    labels, _ = synthetic_scene(n_cells=5, n_frames=6, shape=(64, 64), seed=3)
+    before = labels.copy()
+    run(labels)
+    assert np.array_equal(labels, before)
+
+
+# ------------------------------------------------------------------ napari
+
+def test_napari_tracks_round_trip(dividing_scene):
+    from btrack.utils import napari_to_tracks
+
+    labels, _ = dividing_scene
+    table = run(labels, "target", max_speed_um_per_min=6, max_gap_min=5)
+    data, props, graph = to_napari(table)
+    check_napari_tracks(data, graph)
+    assert data.shape == (len(table), 4)
+    assert len(graph) == (table.drop_duplicates("track_id")["parent_track_id"] > 0).sum() > 0
+    # read back as napari data with btrack's reader: same tracks and lineage
+    back = napari_to_tracks(data, {k: np.asarray(v, float) for k, v in props.items()}, graph)
+    assert sorted(t.ID for t in back) == sorted(table["track_id"].unique())
+    parents = table.drop_duplicates("track_id").set_index("track_id")["parent_track_id"]
+    for trk in back:
+        if trk.ID in graph:
+            assert trk.parent == parents[trk.ID]
+    with pytest.raises(ValueError, match="not found"):
+        check_napari_tracks(data, {10**6: [1]})
+
+
+# ------------------------------------------------------------------ real data
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (REALDATA / "ctc-Fluo-N2DH-GOWT1" / "01").is_dir(),
+                    reason="../shared/realdata is absent")
+def test_gowt1_tra():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gowt1_tra", Path(__file__).resolve().parents[1] / "bench" / "gowt1_tra.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    table, scores, _ = mod.run(n_frames=40)
+    assert scores["TRA"] >= 0.9, scores
+    TracksTable.validate(table)
