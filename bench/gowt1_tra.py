@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+
 from livescreen.ctc import to_ctc, write_ctc
 from livescreen.track import track_site
 from livescreen.track_eval import ctc_scores

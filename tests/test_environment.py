@@ -8,8 +8,9 @@ import sys
 
 import pytest
 import yaml
-from conftest import REPO
 from packaging.utils import canonicalize_name
+
+from conftest import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
 import lock_envs  # noqa: E402

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import tifffile
 import yaml
+from scipy import ndimage
+
 from livescreen.simulate import (
     TRUTH_FILES,
     hill,
@@ -20,7 +22,6 @@ from livescreen.simulate import (
     site_seed,
     write_site,
 )
-from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

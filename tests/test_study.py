@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+
 from conftest import load_yaml, run_snakemake, save_yaml
 from livescreen import study
 

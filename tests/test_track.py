@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from livescreen.ctc import to_ctc, write_ctc
 from livescreen.features import channel_names, object_features
 from livescreen.track import (

@@ -8,6 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 import tifffile
+
 from conftest import REPO, load_yaml, run_snakemake, save_yaml
 
 pytestmark = pytest.mark.workflow

@@ -1,6 +1,7 @@
 """Track one population of one site: labels + movie -> tracks table and track-id labels."""
 
 import tifffile
+
 from livescreen.imageio import Movie, write_labels
 from livescreen.logs import script_logging
 from livescreen.track import relabel_by_track, track_site, write_tracks
