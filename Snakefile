@@ -11,7 +11,12 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/study.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/segment.smk"
 include: "workflow/rules/track.smk"
+include: "workflow/rules/events.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

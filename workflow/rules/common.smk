@@ -12,6 +12,9 @@ from livescreen import study
 CONFIG_SCHEMA = "../schemas/config.schema.yaml"
 SAMPLES_SCHEMA = "../schemas/samples.schema.yaml"
 POPULATIONS = ["target", "effector"]
+#: Study-level tables written by the aggregate and stats stages.
+STUDY_TABLES = ["encounters", "fates", "effectors", "wells", "conditions", "comparisons",
+                "dose_response", "plate_qc"]
 
 
 def _config_source():
@@ -75,8 +78,23 @@ def site_paths(pattern, populations=None):
     return [pattern.format(population=p, **site) for site in sites for p in populations]
 
 
+def site_records():
+    """(plate, well, field, image) of every site, in sample-sheet order."""
+    return [(str(r.plate), str(r.well), str(r.field), str(r.image))
+            for r in samples.itertuples(index=False)]
+
+
 def all_outputs():
-    """Final targets of the workflow (extended by each stage)."""
+    """Final targets of the workflow: every stage's outputs for every site."""
+    site = "results/sites/{plate}/{well}/{field}"
     targets = ["results/tables/samples.parquet"]
     targets += site_paths("results/qc/images/{plate}/{well}/{field}.json")
+    targets += site_paths(f"{site}/segment/{{population}}_montage.png", POPULATIONS)
+    targets += site_paths(f"{site}/track/{{population}}_tracks.parquet", POPULATIONS)
+    targets += site_paths(f"{site}/events/fates.parquet")
+    targets += [f"results/tables/{name}.parquet" for name in STUDY_TABLES]
+    targets += figure_paths(FIGURES_DIR, FIGURE_SETTINGS["formats"])
+    targets += [f"results/figures/gallery/{event}.png" for event in EVENT_GALLERY_TYPES]
+    if SIMULATE:
+        targets.append("results/validation/events.parquet")
     return targets

@@ -288,9 +288,118 @@ def split_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[
     return track_of, parents
 
 
+def frame_overlaps(labels: np.ndarray, iou_min: float = 0.5) -> pd.DataFrame:
+    """Objects of consecutive frames whose masks overlap with IoU >= ``iou_min``.
+
+    With ``iou_min`` >= 0.5 each object has at most one such partner in the
+    previous frame and one in the next (two masks cannot both cover more than
+    half of a third's union with each).
+
+    Parameters
+    ----------
+    labels : (T, Y, X) int array
+        Segmentation labels (ids unique per frame). Not modified.
+    iou_min : float, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame`` (the later frame), ``label_prev``, ``label_id``, ``iou``.
+    """
+    labels = np.asarray(labels)
+    rows = []
+    for t in range(1, labels.shape[0]):
+        a, b = labels[t - 1], labels[t]
+        m = (a > 0) & (b > 0)
+        if not m.any():
+            continue
+        av, bv = a[m].astype(np.int64), b[m].astype(np.int64)
+        base = int(bv.max()) + 1
+        key, inter = np.unique(av * base + bv, return_counts=True)
+        pa_, pb_ = key // base, key % base
+        na = np.bincount(a.ravel().astype(np.int64))
+        nb = np.bincount(b.ravel().astype(np.int64))
+        iou = inter / (na[pa_] + nb[pb_] - inter)
+        ok = iou >= iou_min
+        rows.append(pd.DataFrame({"frame": t, "label_prev": pa_[ok], "label_id": pb_[ok],
+                                  "iou": iou[ok]}))
+    if not rows:
+        return pd.DataFrame({"frame": pd.Series(dtype=np.int64),
+                             "label_prev": pd.Series(dtype=np.int64),
+                             "label_id": pd.Series(dtype=np.int64),
+                             "iou": pd.Series(dtype=float)})
+    return pd.concat(rows, ignore_index=True)
+
+
+def repair_overlap_swaps(features: pd.DataFrame, track_of: np.ndarray,
+                         parents: dict[int, int], overlaps: pd.DataFrame
+                         ) -> tuple[np.ndarray, dict[int, int], int]:
+    """Make tracks follow unambiguous mask overlap between consecutive frames.
+
+    btrack links centroids. When a cell is engulfed by another, or two cells
+    touch, centroids can coincide (an inner cell's and its host's ring share
+    a centre) and the tracker may exchange identities. An object ``o`` at
+    frame ``t`` whose mask overlaps an object ``p`` at ``t - 1`` with IoU >=
+    0.5 (unique both ways, :func:`frame_overlaps`) is the same cell as ``p``;
+    if btrack put ``o`` in track ``A`` and ``p`` in track ``B != A``, the parts
+    of ``A`` and ``B`` from ``t`` on are exchanged (this also joins a track
+    that ended at ``t - 1`` to one that starts at ``t``). Frames are processed
+    in order, so later checks see earlier repairs. Children of ``A`` / ``B``
+    that start after ``t`` follow their mother's part.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        ``frame``, ``label_id`` per object.
+    track_of : (N,) int array
+        Track id per object (not modified).
+    parents : dict
+        Child track id -> parent track id (not modified).
+    overlaps : pandas.DataFrame
+        :func:`frame_overlaps` of the same labels.
+
+    Returns
+    -------
+    track_of, parents, n_swaps
+    """
+    track_of = track_of.copy()
+    parents = dict(parents)
+    if overlaps is None or overlaps.empty or len(features) == 0:
+        return track_of, parents, 0
+    frame = features["frame"].to_numpy(np.int64)
+    row_of = {(int(f), int(lab)): i for i, (f, lab) in
+              enumerate(zip(frame, features["label_id"].to_numpy(np.int64), strict=True))}
+    first = pd.Series(frame).groupby(track_of).min().to_dict()
+    n_swaps = 0
+    for ov in overlaps.sort_values(["frame", "label_id"], kind="stable").itertuples(index=False):
+        t = int(ov.frame)
+        i_o = row_of.get((t, int(ov.label_id)))
+        i_p = row_of.get((t - 1, int(ov.label_prev)))
+        if i_o is None or i_p is None:
+            continue
+        a, b = int(track_of[i_o]), int(track_of[i_p])
+        if a == b:
+            continue
+        ra = (track_of == a) & (frame >= t)
+        rb = (track_of == b) & (frame >= t)
+        track_of[ra], track_of[rb] = b, a
+        for child, par in list(parents.items()):
+            if par in (a, b) and first.get(child, -1) > t:
+                parents[child] = b if par == a else a
+        for tid in (a, b):
+            sel = frame[track_of == tid]
+            if sel.size:
+                first[tid] = int(sel.min())
+        n_swaps += 1
+    present = set(np.unique(track_of).tolist())
+    parents = {c: (p if p in present else 0) for c, p in parents.items() if c in present}
+    return track_of, parents, n_swaps
+
+
 def link_objects(features: pd.DataFrame, params: TrackingParams, pixel_size_um: float,
                  frame_interval_min: float, shape_yx: tuple[int, int],
-                 btrack_log_level: int = logging.WARNING) -> pd.DataFrame:
+                 btrack_log_level: int = logging.WARNING,
+                 overlaps: pd.DataFrame | None = None) -> pd.DataFrame:
     """Link objects over time with btrack.
 
     Parameters
@@ -305,6 +414,11 @@ def link_objects(features: pd.DataFrame, params: TrackingParams, pixel_size_um: 
         Image size in pixels.
     btrack_log_level : int, optional
         Level of btrack's logger.
+    overlaps : pandas.DataFrame, optional
+        :func:`frame_overlaps` of the labels (needs ``label_id`` in
+        ``features``): btrack's links are then corrected to follow
+        unambiguous mask overlap (:func:`repair_overlap_swaps`) before
+        divisions are split.
 
     Returns
     -------
@@ -349,6 +463,11 @@ def link_objects(features: pd.DataFrame, params: TrackingParams, pixel_size_um: 
         track_of[missing] = np.arange(first, first + int(missing.sum()))
     present = set(np.unique(track_of).tolist())
     parents = {t: (p if p in present else 0) for t, p in parent_of.items() if t in present}
+    if overlaps is not None and "label_id" in features:
+        track_of, parents, n_swaps = repair_overlap_swaps(features, track_of, parents, overlaps)
+        if n_swaps:
+            log.info("%d link(s) changed to follow mask overlap (IoU >= 0.5) between frames",
+                     n_swaps)
     if params.divisions:
         n_before = sum(1 for p in parents.values() if p)
         track_of, parents = split_divisions(
@@ -466,7 +585,8 @@ def track_site(labels: np.ndarray, image, params: TrackingParams, *, imaging: Ma
     feats = object_features(labels, image, names)
     log.info("%s: %d objects in %d frames", population, len(feats), labels.shape[0])
     links = link_objects(feats, params, px, dt, labels.shape[1:],
-                         btrack_log_level=btrack_log_level)
+                         btrack_log_level=btrack_log_level,
+                         overlaps=frame_overlaps(labels) if len(feats) else None)
     table = tracks_table(feats, links, plate=plate, well=well, field=field,
                          population=population, pixel_size_um=px, frame_interval_min=dt)
     return TracksTable.validate(table)

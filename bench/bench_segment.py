@@ -1,0 +1,193 @@
+"""Speed and memory of the segment stage, measured in one run.
+
+Prints seconds per frame of
+
+* the stage (``Cellpose3Backend.segment``: untiled, batched, pipelined),
+* Cellpose's tuned ``eval`` (one tile per frame; the masks the stage must equal),
+* Cellpose's default ``eval`` (224-px tiles, 10 % overlap),
+* the bare network forward pass (prepared frame -> network output; the floor),
+
+on the same frames, interleaved over rounds (the machine may be shared: medians
+and minima are both shown), then whether the stage's masks equal the tuned
+eval's, and the peak RSS of a whole segment job (subprocess) on a short and a
+long movie (memory must not grow with the number of frames).
+
+Usage::
+
+    .venv/bin/python bench/bench_segment.py                 # real frames if ../shared/realdata
+    .venv/bin/python bench/bench_segment.py --frames 6 --rounds 3 --threads 2
+    .venv/bin/python bench/bench_segment.py --model resources/models/trained/target.pth \\
+        --source simulated
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+REAL = REPO.parent / "shared" / "realdata"
+CYTO = REAL / "cellpose-cyto-v0" / "cyto_v0.pth"
+GOWT1 = REAL / "ctc-Fluo-N2DH-GOWT1" / "01"
+
+
+def real_frames(n, size):
+    import tifffile
+
+    out = []
+    for t in range(1, 1 + n):
+        img = tifffile.imread(GOWT1 / f"t{t:03d}.tif")
+        y0 = (img.shape[0] - size) // 2
+        out.append(img[y0:y0 + size, y0:y0 + size])
+    return out
+
+
+def simulated_movie(n, size, seed=5):
+    import yaml
+
+    from livescreen.simulate import params_for_site, simulate_site
+
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    sim = {**cfg["simulate"], "n_frames": n, "height_px": size, "width_px": size}
+    sample = {"plate": "bench", "well": "A01", "field": 1, "compound": "none", "dose": 0.0,
+              "dose_unit": "uM"}
+    return simulate_site(params_for_site(sim, cfg["imaging"], sample), seed).movie, cfg
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def child_peak_rss(model, n_frames, size, threads, diam_mean):
+    """Run a whole segment job in a subprocess; return its peak RSS in MiB."""
+    code = f"""
+import sys, resource, yaml
+sys.path.insert(0, {str(REPO / 'workflow' / 'scripts')!r})
+from livescreen.imageio import write_movie
+from livescreen.segment import segment_site
+sys.path.insert(0, {str(REPO / 'bench')!r})
+from bench_segment import simulated_movie
+movie, cfg = simulated_movie({n_frames}, {size})
+write_movie('m.ome.tif', movie, cfg['imaging']['pixel_size_um'], 4.0)
+del movie
+cfg['segment'] = {{'populations': {{'target': {{'model_diam_mean_px': {diam_mean}}}}}}}
+segment_site('m.ome.tif', {str(model)!r}, 'l.tif', 'q.parquet', 'm.png', cfg, 'target',
+             threads={threads})
+# VmHWM: peak RSS of this process image (ru_maxrss would include the parent's, Linux
+# keeps it across fork + exec)
+hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]
+print(int(hwm[0].split()[1]) / 1024 if hwm else
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    with tempfile.TemporaryDirectory() as d:
+        r = subprocess.run([sys.executable, "-c", code], cwd=d, capture_output=True, text=True,
+                           check=False)
+        if r.returncode:
+            return f"failed: {r.stderr.strip().splitlines()[-1]}"
+        return float(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", type=Path, default=None,
+                    help="Cellpose 3 weights (default: realdata cyto_v0)")
+    ap.add_argument("--source", choices=["real", "simulated"], default=None)
+    ap.add_argument("--frames", type=int, default=4)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-frames", type=int, default=2)
+    ap.add_argument("--diameter-px", type=float, default=None)
+    ap.add_argument("--rss-frames", type=int, nargs=2, default=[8, 32],
+                    help="movie lengths for the peak-RSS check (0 0 skips it)")
+    ap.add_argument("--json", type=Path, default=None, help="also write results here")
+    ap.add_argument("--rss-only", action="store_true", help="only the peak-RSS check")
+    args = ap.parse_args()
+
+    from livescreen.segment.backend import EvalParams
+    from livescreen.segment.cellpose3 import configure_torch, load_model, padded_size
+
+    configure_torch(args.threads)
+    model = args.model or CYTO
+    if args.rss_only:
+        for t in args.rss_frames:
+            v = child_peak_rss(model, t, args.size, args.threads,
+                               27.0 if model == CYTO else "None")
+            print(f"peak RSS of a segment job, {t} frames of {args.size}x{args.size}: "
+                  f"{v if isinstance(v, str) else f'{v:.0f} MiB'}")
+        return
+    source = args.source or ("real" if GOWT1.is_dir() else "simulated")
+    diam_mean = 27.0 if model == CYTO else None
+    if not model.is_file():
+        sys.exit(f"model {model} not found: pass --model (e.g. a trained model from "
+                 "resources/models/trained/)")
+    frames = (real_frames(args.frames, args.size) if source == "real"
+              else list(simulated_movie(args.frames, args.size)[0][:, 0]))
+    backend = load_model(model, diam_mean=diam_mean)
+    diameter = args.diameter_px or (27.0 if model == CYTO else None)
+    params = EvalParams(diameter_px=diameter, batch_frames=args.batch_frames)
+    prepared = [backend.prepare(f, params) for f in frames]
+    n = len(frames)
+
+    methods = {
+        "stage": lambda: list(backend.segment(frames, params)),
+        "tuned_eval": lambda: [backend.reference_eval(f, params) for f in frames],
+        "default_eval": lambda: [backend.reference_eval(f, params, tuned=False)
+                                 for f in frames],
+        "forward": lambda: [backend.forward_only(x, params) for x in prepared],
+    }
+    methods["stage"]()  # warm-up: numba compilation, oneDNN primitives
+    methods["forward"]()
+    times = {k: [] for k in methods}
+    outs = {}
+    for _ in range(args.rounds):
+        for k, fn in methods.items():
+            dt, outs[k] = timed(fn)
+            times[k].append(dt / n)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    best = {k: float(np.min(v)) for k, v in times.items()}
+    identical = all(np.array_equal(a, b) for a, b in zip(outs["stage"], outs["tuned_eval"],
+                                                         strict=True))
+    from livescreen.segment.training import average_precision
+
+    vs_default = average_precision(outs["default_eval"], outs["stage"])["ap_mean"]
+    ly, lx = frames[0].shape
+    rs = backend.rescale(params)
+    net_in = padded_size(int(ly * rs), int(lx * rs))
+    print(f"model {model.name}, {source} frames: {n} x {ly}x{lx} px (network input {net_in}), "
+          f"{args.threads} torch threads, batch_frames {args.batch_frames}, rounds {args.rounds}")
+    print(f"{'method':<14}{'s/frame median':>16}{'s/frame min':>13}{'x forward':>11}")
+    for k in methods:
+        print(f"{k:<14}{med[k]:>16.3f}{best[k]:>13.3f}{med[k] / med['forward']:>11.2f}")
+    print(f"stage masks identical to tuned eval: {identical} "
+          f"({sum(int(m.max()) for m in outs['stage'])} objects)")
+    print(f"stage vs default eval: AP@0.5 of agreement {vs_default:.3f}")
+    result = {"median_s_per_frame": med, "min_s_per_frame": best, "identical": identical,
+              "agreement_with_default_eval_ap50": vs_default, "frames": n, "size": [ly, lx],
+              "threads": args.threads, "source": source, "model": str(model)}
+    if args.rss_frames[0] > 0:
+        rss = {t: child_peak_rss(model, t, args.size, args.threads, diam_mean or "None")
+               for t in args.rss_frames}
+        for t, v in rss.items():
+            print(f"peak RSS of a segment job, {t} frames of {args.size}x{args.size}: "
+                  f"{v if isinstance(v, str) else f'{v:.0f} MiB'}")
+        result["peak_rss_mib"] = rss
+    print(f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
+          " MiB)")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Events stage: effector-target encounters, outcomes and target fates per site.
+
+>>> from livescreen.events import event_params, score_labels          # doctest: +SKIP
+>>> tables = score_labels(target_labels, effector_labels, movie, target_tracks,
+...                       effector_tracks, imaging=config["imaging"],
+...                       params=event_params(config.get("events")),
+...                       plate="P1", well="B02", field="1")           # doctest: +SKIP
+
+Modules: :mod:`.params` (config in um / min -> pixels / frames),
+:mod:`.measure` (per-frame mask measurements), :mod:`.score` (episodes,
+deaths, enclosures, outcomes, tables), :mod:`.schemas` (table contracts),
+:mod:`.validate` (matching against simulator truth), :mod:`.gallery`
+(montages). Definitions and columns: docs/events.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from livescreen.events.measure import (
+    measure_site,
+    repair_enclosure_swaps,
+    stitch_engulfments,
+)
+from livescreen.events.params import EventParams, event_params, to_pixels_frames
+from livescreen.events.schemas import EffectorsTable, EncountersTable, FatesTable
+from livescreen.events.score import enclosure_onset, score_site
+
+__all__ = ["EffectorsTable", "EncountersTable", "EventParams", "FatesTable", "event_params",
+           "measure_site", "score_labels", "score_site", "to_pixels_frames", "write_events"]
+
+log = logging.getLogger(__name__)
+
+
+def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, movie,
+                 target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame, *,
+                 imaging: Mapping[str, Any], params: EventParams, plate: str, well: str,
+                 field: str) -> dict[str, pd.DataFrame]:
+    """Measure and score one site from its track-id label stacks.
+
+    Parameters
+    ----------
+    target_labels : (T, Y, X) int array
+        ``track/target_track_labels.tif`` (pixel value = track id).
+    effector_labels : (T, Y, X) int array or None
+        Same for effectors; ``None`` = no effectors (all-zero stack used).
+    movie : (T, C, Y, X) array, livescreen.imageio.Movie or None
+        Raw movie (background levels); ``None`` = no reporter, raw intensities.
+    target_tracks, effector_tracks : pandas.DataFrame
+        Tracks tables of the two populations.
+    imaging : mapping
+        ``config["imaging"]``.
+    params : EventParams
+    plate, well, field : str
+
+    Returns
+    -------
+    dict
+        ``encounters``, ``fates``, ``effectors``, ``states``, ``measurements``, and
+        ``target_labels`` / ``target_tracks`` after repairing inner/host
+        identity swaps (:func:`~livescreen.events.measure.repair_enclosure_swaps`).
+    """
+    target_labels = np.asarray(target_labels)
+    if effector_labels is None:
+        effector_labels = np.zeros_like(target_labels)
+    grid = to_pixels_frames(params, imaging["pixel_size_um"], imaging["frame_interval_min"])
+    channels = dict(imaging.get("channels") or {})
+    if movie is not None and channels.get("death") is not None \
+            and int(channels["death"]) >= movie.shape[1]:
+        log.warning("death channel %s declared but the movie has %d channels",
+                    channels["death"], movie.shape[1])
+    kw = dict(contact_gap_px=grid.contact_gap_px, cic_gap_px=grid.cic_gap_px,
+              cic_boundary_fraction=grid.cic_boundary_fraction,
+              cic_inside_fraction=grid.cic_inside_fraction)
+    meas = measure_site(target_labels, effector_labels, movie, **kw)
+    pairs = enclosure_onset(meas["enclosures"], grid.cic_min_frames, 1)
+    target_labels, target_tracks, n_swaps = repair_enclosure_swaps(
+        target_labels, target_tracks, pairs, grid.cic_window)
+    if n_swaps:
+        meas = measure_site(target_labels, effector_labels, movie, **kw)
+        pairs = enclosure_onset(meas["enclosures"], grid.cic_min_frames, 1)
+    target_labels, target_tracks, n_joined = stitch_engulfments(
+        target_labels, target_tracks, pairs, grid.cic_window, grid.cic_travel_px,
+        max_gap=grid.contact_max_break)
+    if n_joined:
+        meas = measure_site(target_labels, effector_labels, movie, **kw)
+    out = score_site(target_tracks, effector_tracks, meas, n_frames=target_labels.shape[0],
+                     shape=target_labels.shape[1:], imaging=imaging, grid=grid, plate=plate,
+                     well=well, field=field)
+    out["measurements"] = meas
+    out["target_labels"] = target_labels
+    out["target_tracks"] = target_tracks
+    return out
+
+
+def write_events(tables: Mapping[str, pd.DataFrame], paths: Mapping[str, Any],
+                 provenance: Mapping[str, Any] | None = None) -> None:
+    """Write ``encounters``, ``fates`` and ``effectors`` (checked, atomic, with provenance)."""
+    from livescreen.tables import write_table
+
+    models = {"encounters": EncountersTable, "fates": FatesTable, "effectors": EffectorsTable}
+    for name, model in models.items():
+        write_table(tables[name], paths[name], model, provenance)

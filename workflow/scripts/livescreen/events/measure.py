@@ -1,0 +1,442 @@
+"""Per-frame mask measurements: effector-target contacts, target enclosure, background.
+
+Everything here is vectorised over the objects of one frame (distance
+transforms via :func:`skimage.segmentation.expand_labels`, pair counting with
+:func:`numpy.unique`); :func:`measure_site` loops over frames only, reading
+the movie one frame at a time.
+
+Cellpose labels of one population never overlap, so an inner cell is never
+"inside" its host's mask: enclosure is measured on the host's *filled* outline
+and on the boundary the two share after closing gaps of up to
+``cell_in_cell.gap_um`` (a dark vacuole rim between the cells).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+from skimage.segmentation import expand_labels
+
+log = logging.getLogger(__name__)
+
+CONTACT_COLUMNS = ["frame", "target_track_id", "effector_track_id", "contact_px"]
+ENCLOSURE_COLUMNS = ["frame", "inner_track_id", "host_track_id", "boundary_fraction",
+                     "inside_fraction"]
+BACKGROUND_COLUMNS = ["frame", "channel", "background", "noise"]
+
+
+def _check_frame(lab: np.ndarray, name: str) -> np.ndarray:
+    lab = np.asarray(lab)
+    if lab.ndim != 2:
+        raise ValueError(f"{name} must be a (Y, X) label image, got shape {lab.shape}")
+    if lab.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be integer labels, got {lab.dtype}")
+    return lab
+
+
+def _grow(lab: np.ndarray, distance_px: float) -> np.ndarray:
+    return expand_labels(lab, distance=distance_px) if distance_px > 0 else lab
+
+
+def frame_contacts(target: np.ndarray, effector: np.ndarray, gap_px: float) -> pd.DataFrame:
+    """Effector-target pairs whose masks lie within ``gap_px`` of each other in one frame.
+
+    Parameters
+    ----------
+    target, effector : (Y, X) int arrays
+        Label images of the two populations (values = track ids, 0 = background).
+        Not modified.
+    gap_px : float
+        Largest boundary-to-boundary gap (pixels) that still counts as contact;
+        0 = the masks must overlap (labels of two populations may overlap).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``target_track_id``, ``effector_track_id``, ``contact_px`` (effector
+        pixels within the gap of, or on, that target), one row per pair.
+    """
+    target = _check_frame(target, "target")
+    effector = _check_frame(effector, "effector")
+    if target.shape != effector.shape:
+        raise ValueError(f"label shapes differ: {target.shape} vs {effector.shape}")
+    if not effector.any() or not target.any():
+        return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in CONTACT_COLUMNS[1:]})
+    grown = _grow(target, gap_px)
+    m = (effector > 0) & (grown > 0)
+    t_ids = grown[m].astype(np.int64)
+    e_ids = effector[m].astype(np.int64)
+    if e_ids.size == 0:
+        return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in CONTACT_COLUMNS[1:]})
+    base = int(e_ids.max()) + 1
+    uniq, counts = np.unique(t_ids * base + e_ids, return_counts=True)
+    return pd.DataFrame({"target_track_id": uniq // base, "effector_track_id": uniq % base,
+                         "contact_px": counts.astype(np.int64)})
+
+
+def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float,
+                     inside_fraction: float) -> pd.DataFrame:
+    """Targets enclosed by another target in one frame.
+
+    Gaps up to ``gap_px`` between cells are first closed (each background pixel
+    goes to the nearest label within that distance). A target *a* is enclosed
+    by *b* when at least ``boundary_fraction`` of *a*'s outer boundary (4-
+    neighbour pixel edges, the image edge included) borders *b*, or at least
+    ``inside_fraction`` of *a*'s pixels lie inside *b*'s filled outline.
+
+    Parameters
+    ----------
+    target : (Y, X) int array
+        Target labels (track ids). Not modified.
+    gap_px : float
+        Gap closed before measuring (pixels).
+    boundary_fraction, inside_fraction : float
+        Thresholds in (0, 1].
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``inner_track_id``, ``host_track_id``, ``boundary_fraction``,
+        ``inside_fraction`` for every pair passing either threshold.
+    """
+    target = _check_frame(target, "target")
+    empty = pd.DataFrame({"inner_track_id": pd.Series(dtype=np.int64),
+                          "host_track_id": pd.Series(dtype=np.int64),
+                          "boundary_fraction": pd.Series(dtype=float),
+                          "inside_fraction": pd.Series(dtype=float)})
+    if np.count_nonzero(np.unique(target)) < 2:
+        return empty
+    lab = np.pad(_grow(target, gap_px).astype(np.int64), 1)
+    base = int(lab.max()) + 1
+    # boundary edges between different labels, both directions
+    a = np.concatenate([lab[:, :-1].ravel(), lab[:, 1:].ravel(), lab[:-1, :].ravel(),
+                        lab[1:, :].ravel()])
+    b = np.concatenate([lab[:, 1:].ravel(), lab[:, :-1].ravel(), lab[1:, :].ravel(),
+                        lab[:-1, :].ravel()])
+    keep = (a != b) & (a > 0)
+    a, b = a[keep], b[keep]
+    perimeter = np.bincount(a, minlength=base).astype(float)
+    pair_key, pair_n = np.unique(a * base + b, return_counts=True)
+    pa_, pb_ = pair_key // base, pair_key % base
+    ok = pb_ > 0
+    bfrac = pair_n[ok] / perimeter[pa_[ok]]
+    rows = {(int(i), int(h)): [float(f), 0.0]
+            for i, h, f in zip(pa_[ok], pb_[ok], bfrac, strict=True)}
+    # filled outlines: candidate hosts whose bounding box contains the inner's
+    slices = ndi.find_objects(lab)
+    ids = np.array([i + 1 for i, s in enumerate(slices) if s is not None], dtype=np.int64)
+    if ids.size >= 2:
+        box = np.array([[slices[i - 1][0].start, slices[i - 1][0].stop, slices[i - 1][1].start,
+                         slices[i - 1][1].stop] for i in ids])
+        inside = ((box[:, None, 0] >= box[None, :, 0]) & (box[:, None, 1] <= box[None, :, 1])
+                  & (box[:, None, 2] >= box[None, :, 2]) & (box[:, None, 3] <= box[None, :, 3]))
+        np.fill_diagonal(inside, False)
+        area = np.bincount(lab.ravel(), minlength=base)
+        filled_cache: dict[int, np.ndarray] = {}
+        for ii, hh in zip(*np.nonzero(inside), strict=False):
+            inner, host = int(ids[ii]), int(ids[hh])
+            sl = slices[host - 1]
+            if host not in filled_cache:
+                filled_cache[host] = ndi.binary_fill_holes(lab[sl] == host)
+            frac = np.count_nonzero(filled_cache[host] & (lab[sl] == inner)) / area[inner]
+            rows.setdefault((inner, host), [0.0, 0.0])[1] = float(frac)
+    out = [(i, h, f[0], f[1]) for (i, h), f in rows.items()
+           if f[0] >= boundary_fraction or f[1] >= inside_fraction]
+    if not out:
+        return empty
+    return pd.DataFrame(out, columns=ENCLOSURE_COLUMNS[1:]).astype(
+        {"inner_track_id": np.int64, "host_track_id": np.int64})
+
+
+def frame_background(image: np.ndarray, occupied: np.ndarray, margin_px: int = 2,
+                     step: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Background level and noise per channel of one frame.
+
+    Parameters
+    ----------
+    image : (C, Y, X) array
+        One movie frame. Not modified.
+    occupied : (Y, X) bool array
+        Pixels of any cell (both populations).
+    margin_px : int, optional
+        Pixels this close to a cell are excluded (blur of the cells' light).
+    step : int, optional
+        Sub-sampling stride (speed; a median does not need every pixel).
+
+    Returns
+    -------
+    background, noise : (C,) float arrays
+        Median and 1.4826 x MAD of the free pixels (NaN when there are none).
+    """
+    image = np.asarray(image)
+    far = ~ndi.binary_dilation(occupied, iterations=margin_px) if margin_px else ~occupied
+    far = far[::step, ::step]
+    if not far.any():
+        n_c = image.shape[0]
+        return np.full(n_c, np.nan), np.full(n_c, np.nan)
+    vals = image[:, ::step, ::step][:, far].astype(float)
+    med = np.median(vals, axis=1)
+    mad = 1.4826 * np.median(np.abs(vals - med[:, None]), axis=1)
+    return med, np.maximum(mad, 1e-6)
+
+
+def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=None, *,
+                 contact_gap_px: float, cic_gap_px: float, cic_boundary_fraction: float,
+                 cic_inside_fraction: float) -> dict[str, pd.DataFrame]:
+    """Run the per-frame measurements over a site.
+
+    Parameters
+    ----------
+    target_labels, effector_labels : (T, Y, X) int arrays
+        Track-id label stacks (``track/{population}_track_labels.tif``).
+        Effector labels may be all zero (no effectors).
+    movie : (T, C, Y, X) array or livescreen.imageio.Movie, optional
+        Raw movie for background levels (read one frame at a time).
+    contact_gap_px, cic_gap_px, cic_boundary_fraction, cic_inside_fraction : float
+        See :func:`frame_contacts` and :func:`frame_enclosures`.
+
+    Returns
+    -------
+    dict
+        ``contacts`` (:data:`CONTACT_COLUMNS`), ``enclosures``
+        (:data:`ENCLOSURE_COLUMNS`), ``background`` (:data:`BACKGROUND_COLUMNS`;
+        empty without a movie or when its frame size differs).
+    """
+    target_labels = np.asarray(target_labels)
+    effector_labels = np.asarray(effector_labels)
+    if target_labels.ndim != 3 or target_labels.shape != effector_labels.shape:
+        raise ValueError(f"label stacks must be (T, Y, X) of equal shape, got "
+                         f"{target_labels.shape} and {effector_labels.shape}")
+    n_t = target_labels.shape[0]
+    use_movie = movie is not None and tuple(movie.shape[2:]) == target_labels.shape[1:]
+    if movie is not None and not use_movie:
+        log.warning("movie %s and labels %s differ in Y/X: no background levels",
+                    tuple(movie.shape), target_labels.shape)
+    contacts, encl, bg = [], [], []
+    for t in range(n_t):
+        tl, el = target_labels[t], effector_labels[t]
+        c = frame_contacts(tl, el, contact_gap_px)
+        if len(c):
+            contacts.append(c.assign(frame=t))
+        e = frame_enclosures(tl, cic_gap_px, cic_boundary_fraction, cic_inside_fraction)
+        if len(e):
+            encl.append(e.assign(frame=t))
+        if use_movie and t < movie.shape[0]:
+            img = movie.frame(t) if hasattr(movie, "frame") else np.asarray(movie[t])
+            med, noise = frame_background(img, (tl > 0) | (el > 0))
+            bg.append(pd.DataFrame({"frame": t, "channel": np.arange(len(med)),
+                                    "background": med, "noise": noise}))
+
+    def _cat(parts, cols, ints):
+        if not parts:
+            return pd.DataFrame({c: pd.Series(dtype=np.int64 if c in ints else float)
+                                 for c in cols})
+        return pd.concat(parts, ignore_index=True)[cols]
+
+    return {"contacts": _cat(contacts, CONTACT_COLUMNS, CONTACT_COLUMNS),
+            "enclosures": _cat(encl, ENCLOSURE_COLUMNS, ENCLOSURE_COLUMNS[:3]),
+            "background": _cat(bg, BACKGROUND_COLUMNS, ["frame", "channel"])}
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 0.0
+
+
+def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataFrame,
+                           search_frames: int, margin: float = 0.1
+                           ) -> tuple[np.ndarray, pd.DataFrame, int]:
+    """Undo tracker identity swaps between an inner cell and its host.
+
+    When a target is internalised, its centroid moves onto its host's, so a
+    centroid tracker can exchange the two identities. For each enclosure pair
+    the frames within ``search_frames`` of its onset are checked (against
+    each track's last mask up to 2 frames before): if exchanging the two ids
+    from frame *t* on raises the summed mask IoU of each track between then
+    and *t* by more than ``margin``, the ids are exchanged from *t* on (in a
+    copy of the labels and the table).
+
+    Parameters
+    ----------
+    labels : (T, Y, X) int array
+        Target track-id labels. Not modified.
+    tracks : pandas.DataFrame
+        Target tracks table. Not modified.
+    pairs : pandas.DataFrame
+        ``inner_track_id, host_track_id, internalization_frame``
+        (:func:`livescreen.events.score.enclosure_onset`).
+    search_frames : int
+    margin : float, optional
+
+    Returns
+    -------
+    labels, tracks, n_swaps
+        Repaired copies (the inputs themselves when nothing was swapped).
+    """
+    swaps = []
+    n_t = labels.shape[0]
+
+    def _before(tid: int, t: int) -> np.ndarray | None:
+        for k in range(t - 1, max(-1, t - 3), -1):   # last presence, up to 2 frames back
+            m = labels[k] == tid
+            if m.any():
+                return m
+        return None
+
+    for p in pairs.itertuples(index=False):
+        a, b, t0 = int(p.inner_track_id), int(p.host_track_id), int(p.internalization_frame)
+        for t in range(max(1, t0 - search_frames), min(n_t, t0 + search_frames + 1)):
+            la, lb = labels[t] == a, labels[t] == b
+            pa, pb = _before(a, t), _before(b, t)
+            if not (la.any() and lb.any()) or pa is None or pb is None:
+                continue
+            keep = _iou(la, pa) + _iou(lb, pb)
+            swap = _iou(la, pb) + _iou(lb, pa)
+            if swap > keep + margin:
+                swaps.append((a, b, t))
+                break
+    if not swaps:
+        return labels, tracks, 0
+    labels = labels.copy()
+    tracks = tracks.copy()
+    for a, b, t in swaps:
+        seg = labels[t:]
+        ma, mb = seg == a, seg == b
+        seg[ma], seg[mb] = b, a
+        ra = (tracks["track_id"] == a) & (tracks["frame"] >= t)
+        rb = (tracks["track_id"] == b) & (tracks["frame"] >= t)
+        tracks.loc[ra, "track_id"], tracks.loc[rb, "track_id"] = b, a
+        log.info("tracks %d and %d exchanged identities at frame %d (cell-in-cell); repaired",
+                 a, b, t)
+    tracks = tracks.sort_values(["track_id", "frame"], kind="stable").reset_index(drop=True)
+    return labels, tracks, len(swaps)
+
+
+def _continues(labels: np.ndarray, prev: int, prev_frame: int, frame: int) -> int:
+    """Track at ``frame`` overlapping ``prev``'s mask at ``prev_frame`` with IoU >= 0.5 (or 0)."""
+    a = labels[prev_frame] == prev
+    if not a.any():
+        return 0
+    ids, inter = np.unique(labels[frame][a], return_counts=True)
+    for i, n in zip(ids, inter, strict=True):
+        if i and n / (a.sum() + np.count_nonzero(labels[frame] == i) - n) >= 0.5:
+            return int(i)
+    return 0
+
+
+def _chain_back(labels: np.ndarray, tracks: pd.DataFrame, inner: int, span: pd.DataFrame,
+                window: int, travel_px: float, max_gap: int) -> list[int]:
+    """Tracks that the inner cell ``inner`` came through, latest first (itself excluded).
+
+    A predecessor ended at most ``max_gap`` frames before the current piece
+    started, within ``travel_px`` of its first position (the parent the
+    tracker gave it, else the nearest), and its mask does not continue, by
+    overlap, into another track (then that track is the cell, not this piece).
+    """
+    chain, cur = [], int(inner)
+    while len(chain) <= window:
+        first = int(span.at[cur, "first"])
+        if first == 0:
+            return chain
+        row = tracks[(tracks["track_id"] == cur) & (tracks["frame"] == first)].iloc[0]
+        ended = span[(span["last"] < first) & (span["last"] >= first - 1 - max_gap)
+                     & ~span.index.isin([cur, *chain])]
+        if ended.empty:
+            return chain
+        d = pd.Series(np.hypot(ended["y_last"] - row["y_px"], ended["x_last"] - row["x_px"]),
+                      index=ended.index)
+        d = d[d <= travel_px]
+        par = int(span.at[cur, "parent"])
+        prev = par if par in d.index else (int(d.idxmin()) if len(d) else 0)
+        if prev == 0:
+            return chain
+        cont = _continues(labels, prev, int(span.at[prev, "last"]), first)
+        if cont and cont != cur:
+            return chain
+        chain.append(prev)
+        cur = prev
+    return chain
+
+
+def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataFrame,
+                       window: int, travel_px: float, max_gap: int = 1
+                       ) -> tuple[np.ndarray, pd.DataFrame, int]:
+    """Join the track pieces of a cell that moved into its host.
+
+    During engulfment an inner cell can travel a cell diameter or more per
+    frame into its host, faster than the target motion model allows: its
+    track ends and one or more new tracks start (the tracker's division step
+    may even call the break a division). Walking back from each enclosed
+    (inner) track, a predecessor is a track that ended at most ``max_gap``
+    frames before it started, within ``travel_px`` of its first position
+    (its parent if that qualifies, else the nearest), whose last mask does
+    not continue into another track by overlap (IoU >= 0.5). If the chain reaches back to a track
+    that ended no more than ``window`` frames before the enclosure began, the
+    pieces are given the first piece's id (the rest of the chain's siblings
+    lose their parent: there was no division).
+
+    Parameters
+    ----------
+    labels : (T, Y, X) int array
+        Target track-id labels. Not modified.
+    tracks : pandas.DataFrame
+        Target tracks table. Not modified.
+    pairs : pandas.DataFrame
+        ``inner_track_id, host_track_id, internalization_frame``.
+    window : int
+        Frames from the first piece's end to the enclosure onset.
+    travel_px : float
+        Largest jump between pieces without a parent link.
+    max_gap : int, optional
+        Frames missing between pieces.
+
+    Returns
+    -------
+    labels, tracks, n_stitched
+        Repaired copies (the inputs themselves when nothing changed).
+    """
+    if pairs.empty or tracks.empty:
+        return labels, tracks, 0
+    tr = tracks.sort_values(["track_id", "frame"])
+    g = tr.groupby("track_id")
+    span = pd.DataFrame({"first": g["frame"].min(), "last": g["frame"].max(),
+                         "parent": g["parent_track_id"].first(),
+                         "y_last": g["y_px"].last(), "x_last": g["x_px"].last()})
+    rename: dict[int, int] = {}
+    used: set[int] = set()
+    for p in pairs.itertuples(index=False):
+        inner, t0 = int(p.inner_track_id), int(p.internalization_frame)
+        if inner not in span.index or inner in used:
+            continue
+        chain = _chain_back(labels, tr, inner, span, window, travel_px, max_gap)
+        if not chain or t0 - int(span.at[chain[-1], "last"]) > window:
+            continue
+        if int(p.host_track_id) in chain or used.intersection(chain):
+            continue
+        root = chain[-1]
+        used.update([inner, *chain])
+        for tid in [inner, *chain[:-1]]:
+            rename[tid] = root
+    if not rename:
+        return labels, tracks, 0
+    lut_ids = np.array(sorted(rename), dtype=np.int64)
+    labels = labels.copy()
+    for old in lut_ids:
+        labels[labels == old] = rename[int(old)]
+    tracks = tracks.copy()
+    pieces = set(rename) | set(rename.values())
+    tracks["track_id"] = tracks["track_id"].map(lambda t: rename.get(int(t), int(t)))
+    # siblings of the pieces (the tracker's "other daughter") had no division
+    sib = tracks["parent_track_id"].isin(list(pieces)) & ~tracks["track_id"].isin(list(pieces))
+    tracks.loc[sib, "parent_track_id"] = 0
+    tracks.loc[tracks["track_id"].isin(list(rename.values())), "parent_track_id"] = (
+        tracks.loc[tracks["track_id"].isin(list(rename.values()))].groupby("track_id")[
+            "parent_track_id"].transform("first"))
+    tracks = tracks.sort_values(["track_id", "frame"], kind="stable").reset_index(drop=True)
+    for root in sorted(set(rename.values())):
+        log.info("engulfment: tracks %s joined into track %d (the inner cell moved into its "
+                 "host)", sorted(k for k, v in rename.items() if v == root), root)
+    return labels, tracks, len(rename)

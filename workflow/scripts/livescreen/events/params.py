@@ -1,0 +1,211 @@
+"""Event-scoring settings in micrometres and minutes, and their conversion to pixels/frames.
+
+Every threshold of the events stage lives here (config section ``events:``,
+documented in config/README.md and docs/events.md). :func:`event_params`
+merges the config over the defaults and validates; :func:`to_pixels_frames`
+converts with ``imaging.pixel_size_um`` and ``imaging.frame_interval_min``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ContactParams(_Section):
+    """Contact detection: masks within ``gap_um`` for >= ``min_duration_min``."""
+
+    gap_um: float = Field(1.0, ge=0)
+    min_duration_min: float = Field(8.0, ge=0)
+    max_break_min: float = Field(8.0, ge=0)
+
+
+class DeathParams(_Section):
+    """Death from the reporter channel, else from shrinkage + track end in the field."""
+
+    reporter_min_snr: float = Field(5.0, gt=0)
+    reporter_min_duration_min: float = Field(8.0, ge=0)
+    plateau_fraction: float = Field(0.9, gt=0, le=1)
+    plateau_search_min: float = Field(40.0, ge=0)
+    shrink_area_fraction: float = Field(0.6, gt=0, lt=1)
+    border_um: float = Field(10.0, ge=0)
+    end_margin_min: float = Field(8.0, ge=0)
+
+
+class KillParams(_Section):
+    """A death is a kill when it starts within ``window_min`` of the encounter's end."""
+
+    window_min: float = Field(24.0, ge=0)
+
+
+class CellInCellParams(_Section):
+    """Enclosure of a target by another target (the host)."""
+
+    gap_um: float = Field(1.0, ge=0)
+    boundary_fraction: float = Field(0.75, gt=0, le=1)
+    inside_fraction: float = Field(0.9, gt=0, le=1)
+    min_duration_min: float = Field(8.0, ge=0)
+    window_min: float = Field(30.0, ge=0)
+    travel_um: float = Field(30.0, ge=0)
+
+
+class EvasionParams(_Section):
+    """An encounter is resolved (evasion / nibbling) once the target survives this long.
+
+    A nibbled target that also retreats at least ``retreat_um`` within
+    ``survive_min`` after the contact is an evasion with nibbling, not
+    ``trogocytosis_only``.
+    """
+
+    survive_min: float = Field(20.0, ge=0)
+    retreat_um: float = Field(8.0, ge=0)
+
+
+class TrogocytosisParams(_Section):
+    """Nibbling: effector gains target signal, or the target loses area without dying."""
+
+    signal_gain_fraction: float = Field(0.08, gt=0)
+    area_loss_fraction: float = Field(0.07, gt=0, lt=1)
+    window_min: float = Field(12.0, gt=0)
+
+
+class ValidationParams(_Section):
+    """Matching predicted to true events (docs/events.md)."""
+
+    iou_min: float = Field(0.5, gt=0, le=1)
+    onset_tolerance_min: float = Field(8.0, ge=0)
+
+
+class GalleryParams(_Section):
+    """Event gallery montages."""
+
+    examples: int = Field(4, ge=1, le=20)
+    frames: int = Field(6, ge=1, le=20)
+    crop_um: float = Field(45.0, gt=0)
+
+
+class EventParams(_Section):
+    """All event-scoring settings (config ``events:``)."""
+
+    contact: ContactParams = ContactParams()
+    death: DeathParams = DeathParams()
+    kill: KillParams = KillParams()
+    cell_in_cell: CellInCellParams = CellInCellParams()
+    evasion: EvasionParams = EvasionParams()
+    trogocytosis: TrogocytosisParams = TrogocytosisParams()
+    validation: ValidationParams = ValidationParams()
+    gallery: GalleryParams = GalleryParams()
+
+
+def event_params(overrides: Mapping[str, Any] | None = None) -> EventParams:
+    """Defaults updated with ``overrides`` (the config's ``events:`` section).
+
+    Parameters
+    ----------
+    overrides : mapping, optional
+        Nested mapping; sections and keys as :class:`EventParams`.
+
+    Returns
+    -------
+    EventParams
+        Validated, immutable settings.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        Unknown keys or out-of-range values.
+    """
+    return EventParams(**dict(overrides or {}))
+
+
+@dataclass(frozen=True)
+class ScoringGrid:
+    """The thresholds of :class:`EventParams` in pixels and frames (:func:`to_pixels_frames`)."""
+
+    px: float
+    dt: float
+    contact_gap_px: float
+    contact_min_frames: int
+    contact_max_break: int
+    reporter_min_snr: float
+    reporter_min_frames: int
+    plateau_fraction: float
+    plateau_search_frames: int
+    shrink_area_fraction: float
+    border_px: float
+    end_margin_frames: int
+    kill_window: int
+    cic_gap_px: float
+    cic_boundary_fraction: float
+    cic_inside_fraction: float
+    cic_min_frames: int
+    cic_window: int
+    cic_travel_px: float
+    survive_frames: int
+    retreat_px: float
+    trog_signal_gain: float
+    trog_area_loss: float
+    trog_window: int
+
+
+def frames_for(minutes: float, frame_interval_min: float) -> int:
+    """Whole frames covering ``minutes`` (ceil, tolerant to rounding), >= 0."""
+    return max(0, int(math.ceil(minutes / frame_interval_min - 1e-9)))
+
+
+def to_pixels_frames(params: EventParams, pixel_size_um: float,
+                     frame_interval_min: float) -> ScoringGrid:
+    """Convert :class:`EventParams` to pixels and frames.
+
+    Durations become whole frames by ceiling (a minimum duration of 8 min at
+    4-min frames is 2 frames); a contact lasting ``n`` frames lasts
+    ``n * frame_interval_min`` (the simulator's convention).
+
+    Parameters
+    ----------
+    params : EventParams
+    pixel_size_um, frame_interval_min : float
+        ``imaging.pixel_size_um`` and ``imaging.frame_interval_min`` (> 0).
+
+    Returns
+    -------
+    ScoringGrid
+    """
+    px, dt = float(pixel_size_um), float(frame_interval_min)
+    if not (px > 0 and dt > 0):
+        raise ValueError(f"pixel size and frame interval must be > 0, got {px}, {dt}")
+    c, d, k, ci = params.contact, params.death, params.kill, params.cell_in_cell
+    tr = params.trogocytosis
+    return ScoringGrid(
+        px=px, dt=dt,
+        contact_gap_px=c.gap_um / px,
+        contact_min_frames=max(1, frames_for(c.min_duration_min, dt)),
+        contact_max_break=frames_for(c.max_break_min, dt),
+        reporter_min_snr=d.reporter_min_snr,
+        reporter_min_frames=max(1, frames_for(d.reporter_min_duration_min, dt)),
+        plateau_fraction=d.plateau_fraction,
+        plateau_search_frames=frames_for(d.plateau_search_min, dt),
+        shrink_area_fraction=d.shrink_area_fraction,
+        border_px=d.border_um / px,
+        end_margin_frames=frames_for(d.end_margin_min, dt),
+        kill_window=frames_for(k.window_min, dt),
+        cic_gap_px=ci.gap_um / px,
+        cic_boundary_fraction=ci.boundary_fraction,
+        cic_inside_fraction=ci.inside_fraction,
+        cic_min_frames=max(1, frames_for(ci.min_duration_min, dt)),
+        cic_window=frames_for(ci.window_min, dt),
+        cic_travel_px=ci.travel_um / px,
+        survive_frames=frames_for(params.evasion.survive_min, dt),
+        retreat_px=params.evasion.retreat_um / px,
+        trog_signal_gain=tr.signal_gain_fraction,
+        trog_area_loss=tr.area_loss_fraction,
+        trog_window=max(1, frames_for(tr.window_min, dt)),
+    )

@@ -1,0 +1,632 @@
+"""Event scoring: contact episodes, deaths, enclosures -> encounters, fates, effectors.
+
+The entry point is :func:`score_site`; it combines the per-frame mask
+measurements of :mod:`livescreen.events.measure` with the two tracks tables
+(one row per object per frame) of the track stage. Each step is a small pure
+function of tables; nothing is modified in place. Definitions: docs/events.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from livescreen.events.params import ScoringGrid
+from livescreen.events.schemas import (
+    EffectorsTable,
+    EncountersTable,
+    FatesTable,
+    empty_like,
+)
+
+log = logging.getLogger(__name__)
+
+NO_FRAME = -1
+
+
+# ------------------------------------------------------------------ contact episodes
+
+
+def _runs(frames: np.ndarray, max_break: int) -> list[tuple[int, int]]:
+    """Runs of sorted unique ``frames`` joined across gaps of <= ``max_break`` missing frames."""
+    if frames.size == 0:
+        return []
+    cut = np.nonzero(np.diff(frames) > max_break + 1)[0]
+    starts = np.r_[frames[0], frames[cut + 1]]
+    ends = np.r_[frames[cut], frames[-1]]
+    return [(int(s), int(e)) for s, e in zip(starts, ends, strict=False)]
+
+
+def contact_episodes(contacts: pd.DataFrame, min_frames: int, max_break: int,
+                     last_frame: int) -> pd.DataFrame:
+    """Group per-frame contacts into episodes per (target, effector) pair.
+
+    Parameters
+    ----------
+    contacts : pandas.DataFrame
+        ``frame, target_track_id, effector_track_id, contact_px``.
+    min_frames : int
+        Shortest episode kept (frames spanned, bridged breaks included);
+        episodes still going on at ``last_frame`` are kept whatever their length.
+    max_break : int
+        Frames without contact that are bridged.
+    last_frame : int
+        Last frame of the movie.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``target_track_id, effector_track_id, start_frame, end_frame,
+        n_contact_frames, contact_px`` (mean over the contact frames), sorted by
+        start, target, effector.
+    """
+    rows = []
+    for (tid, eid), grp in contacts.groupby(["target_track_id", "effector_track_id"], sort=True):
+        grp = grp.sort_values("frame")
+        frames = grp["frame"].to_numpy(np.int64)
+        px = grp["contact_px"].to_numpy(float)
+        for s, e in _runs(frames, max_break):
+            if e - s + 1 < min_frames and e < last_frame:
+                continue
+            sel = (frames >= s) & (frames <= e)
+            rows.append((int(tid), int(eid), s, e, int(sel.sum()), float(px[sel].mean())))
+    cols = ["target_track_id", "effector_track_id", "start_frame", "end_frame",
+            "n_contact_frames", "contact_px"]
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=float if c == "contact_px" else np.int64)
+                             for c in cols})
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["start_frame", "target_track_id", "effector_track_id"],
+                           kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ per-track signals
+
+
+def _background_lookup(background: pd.DataFrame, channel: int | None, n_frames: int,
+                       column: str) -> np.ndarray:
+    """(n_frames,) background level (or noise) of ``channel``; 0 / NaN when unknown."""
+    out = np.full(n_frames, 0.0 if column == "background" else np.nan)
+    if channel is None or background is None or background.empty:
+        return out
+    sel = background[background["channel"] == channel]
+    frames = sel["frame"].to_numpy(np.int64)
+    ok = (frames >= 0) & (frames < n_frames)
+    out[frames[ok]] = sel[column].to_numpy(float)[ok]
+    return out
+
+
+def _first_run(mask: np.ndarray, frames: np.ndarray, min_frames: int) -> int:
+    """Index of the first run of consecutive True (by frame number) at least ``min_frames`` long."""
+    i, n = 0, len(mask)
+    while i < n:
+        if not mask[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and mask[j + 1] and frames[j + 1] == frames[j] + 1:
+            j += 1
+        if frames[j] - frames[i] + 1 >= min_frames:
+            return i
+        i = j + 1
+    return -1
+
+
+def death_from_reporter(frames: np.ndarray, signal: np.ndarray, snr: np.ndarray,
+                        grid: ScoringGrid) -> tuple[int, int]:
+    """Death onset and death frame of one track from its death-reporter signal.
+
+    Onset: first frame of the first run of ``reporter_min_frames`` consecutive
+    frames with background-subtracted reporter >= ``reporter_min_snr`` x the
+    background noise. Death frame: first frame from the onset at which the
+    reporter reaches ``plateau_fraction`` of its peak within
+    ``plateau_search_frames`` (the end of the dying phase).
+
+    Parameters
+    ----------
+    frames : (n,) int array
+        The track's frames, increasing.
+    signal, snr : (n,) float arrays
+        Background-subtracted reporter and the same divided by the noise.
+    grid : ScoringGrid
+
+    Returns
+    -------
+    (onset_frame, death_frame) : tuple of int
+        ``(-1, -1)`` when the reporter never rises.
+    """
+    pos = np.nan_to_num(snr, nan=0.0) >= grid.reporter_min_snr
+    i = _first_run(pos, frames, grid.reporter_min_frames)
+    if i < 0:
+        return NO_FRAME, NO_FRAME
+    onset = int(frames[i])
+    win = (frames >= onset) & (frames <= onset + grid.plateau_search_frames)
+    peak = np.nanmax(signal[win])
+    j = np.nonzero(win & (signal >= grid.plateau_fraction * peak))[0][0]
+    return onset, int(frames[j])
+
+
+def death_from_morphology(frames: np.ndarray, area: np.ndarray, ends_in_field: bool,
+                          grid: ScoringGrid) -> tuple[int, int]:
+    """Death from shrinkage followed by the track ending inside the field.
+
+    A track is dead when it ends away from the border at least
+    ``end_margin_frames`` before the movie's end and its area stays at or
+    below ``shrink_area_fraction`` x its earlier size (largest 3-frame rolling
+    median before) from some frame to its end. Onset = death frame = that frame.
+
+    Parameters
+    ----------
+    frames : (n,) int array
+    area : (n,) float array
+    ends_in_field : bool
+        The track ends away from border and movie end.
+    grid : ScoringGrid
+
+    Returns
+    -------
+    (onset_frame, death_frame) : tuple of int
+    """
+    if not ends_in_field or len(frames) < 2:
+        return NO_FRAME, NO_FRAME
+    ref = pd.Series(area).rolling(3, min_periods=1).median().cummax().shift(1).to_numpy()
+    shrunk = area <= grid.shrink_area_fraction * np.nan_to_num(ref, nan=np.inf)
+    # shrunk from index i to the end
+    tail = np.flip(np.cumprod(np.flip(shrunk))).astype(bool)
+    idx = np.nonzero(tail)[0]
+    if idx.size == 0:
+        return NO_FRAME, NO_FRAME
+    return int(frames[idx[0]]), int(frames[idx[0]])
+
+
+def enclosure_onset(enclosures: pd.DataFrame, min_frames: int, max_break: int
+                    ) -> pd.DataFrame:
+    """First sustained enclosure of each inner target: onset frame and host.
+
+    Parameters
+    ----------
+    enclosures : pandas.DataFrame
+        ``frame, inner_track_id, host_track_id, ...`` (per-frame enclosures).
+    min_frames : int
+        Shortest sustained enclosure.
+    max_break : int
+        Frames without enclosure bridged inside a run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``inner_track_id, host_track_id, internalization_frame, last_enclosed_frame``.
+    """
+    rows = []
+    for (inner, host), grp in enclosures.groupby(["inner_track_id", "host_track_id"]):
+        frames = np.unique(grp["frame"].to_numpy(np.int64))
+        for s, e in _runs(frames, max_break):
+            if e - s + 1 >= min_frames:
+                rows.append((int(inner), int(host), s, e))
+                break
+    cols = ["inner_track_id", "host_track_id", "internalization_frame", "last_enclosed_frame"]
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in cols})
+    out = pd.DataFrame(rows, columns=cols).sort_values(["inner_track_id",
+                                                        "internalization_frame"])
+    return out.drop_duplicates("inner_track_id", keep="first").reset_index(drop=True)
+
+
+def _intensity_column(tracks: pd.DataFrame, role: str) -> str | None:
+    col = f"intensity_mean_{role}"
+    return col if col in tracks.columns else None
+
+
+def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: pd.DataFrame,
+                  channels: Mapping[str, int | None], n_frames: int, shape: tuple[int, int],
+                  grid: ScoringGrid) -> pd.DataFrame:
+    """Per target track: span, end, death, enclosure, division.
+
+    Parameters
+    ----------
+    targets : pandas.DataFrame
+        Target tracks table.
+    background : pandas.DataFrame
+        Per-frame background (:func:`livescreen.events.measure.measure_site`).
+    enclosures : pandas.DataFrame
+        Per-frame enclosures.
+    channels : mapping
+        ``imaging.channels`` (role -> index or None).
+    n_frames : int
+    shape : (int, int)
+        Frame size (Y, X) in pixels.
+    grid : ScoringGrid
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``target_track_id``: ``first_frame, last_frame, divided,
+        in_field_end, death_onset_frame, death_frame, host_track_id,
+        internalization_frame, death_method``.
+    """
+    death_ch = channels.get("death") if channels else None
+    dcol = _intensity_column(targets, "death")
+    use_reporter = (death_ch is not None and dcol is not None
+                    and not background[background["channel"] == death_ch].empty
+                    and targets[dcol].notna().any())
+    if death_ch is not None and not use_reporter:
+        log.warning("death channel declared (index %s) but no reporter measurements are "
+                    "available: death from morphology and track termination", death_ch)
+    bg = _background_lookup(background, death_ch, n_frames, "background")
+    noise = _background_lookup(background, death_ch, n_frames, "noise")
+    parents = set(targets.loc[targets["parent_track_id"] > 0, "parent_track_id"].tolist())
+    encl = enclosure_onset(enclosures, grid.cic_min_frames, 1).set_index("inner_track_id")
+    h, w = shape
+    rows = []
+    for tid, tr in targets.groupby("track_id", sort=True):
+        tr = tr.sort_values("frame")
+        frames = tr["frame"].to_numpy(np.int64)
+        last = tr.iloc[-1]
+        near_border = bool(last["touches_border"]) or min(
+            last["y_px"], last["x_px"], h - 1 - last["y_px"], w - 1 - last["x_px"]
+        ) < grid.border_px
+        divided = int(tid) in parents
+        ends_in_field = (not near_border and not divided
+                         and frames[-1] < n_frames - 1 - grid.end_margin_frames)
+        if use_reporter:
+            sig = tr[dcol].to_numpy(float) - bg[frames]
+            onset, dframe = death_from_reporter(frames, sig, sig / noise[frames], grid)
+        else:
+            onset, dframe = death_from_morphology(frames, tr["area_um2"].to_numpy(float),
+                                                  ends_in_field, grid)
+        host, internal = 0, NO_FRAME
+        if int(tid) in encl.index:
+            host = int(encl.at[int(tid), "host_track_id"])
+            internal = int(encl.at[int(tid), "internalization_frame"])
+        rows.append((int(tid), int(frames[0]), int(frames[-1]), divided, near_border,
+                     onset, dframe, host, internal))
+    cols = ["target_track_id", "first_frame", "last_frame", "divided", "near_border_end",
+            "death_onset_frame", "death_frame", "host_track_id", "internalization_frame"]
+    out = pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(
+        {c: pd.Series(dtype=bool if c in ("divided", "near_border_end") else np.int64)
+         for c in cols})
+    out["death_method"] = "reporter" if use_reporter else "morphology"
+    return out.set_index("target_track_id")
+
+
+# ------------------------------------------------------------------ nibbling measures
+
+
+def _median_in(frames: np.ndarray, values: np.ndarray, lo: int, hi: int,
+               exclude: set[int] | None = None) -> float:
+    sel = (frames >= lo) & (frames <= hi)
+    if exclude:
+        sel &= ~np.isin(frames, list(exclude))
+    v = values[sel]
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else np.nan
+
+
+def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: pd.DataFrame,
+                      contacts: pd.DataFrame, background: pd.DataFrame,
+                      channels: Mapping[str, int | None], n_frames: int,
+                      grid: ScoringGrid) -> pd.DataFrame:
+    """Target-channel signal gained by the effector and area lost by the target.
+
+    ``effector_target_signal_gain``: the effector's background-subtracted
+    target-channel mean (minus the median over effectors free of contact in
+    the same frame), median over its contact-free frames in the
+    ``trog_window`` after the episode, minus the same before it (0 when not
+    seen before), divided by the target's own target-channel brightness.
+    ``target_area_loss_fraction``: 1 - (median area in the window after the
+    episode) / (median area in the window before and at its start).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The two columns, aligned with ``episodes`` (NaN where not measurable).
+    """
+    n = len(episodes)
+    gain = np.full(n, np.nan)
+    loss = np.full(n, np.nan)
+    retreat = np.full(n, np.nan)
+    if n == 0:
+        return pd.DataFrame({"effector_target_signal_gain": gain,
+                             "target_area_loss_fraction": loss, "retreat_px": retreat})
+    tcol = _intensity_column(effectors, "target")
+    bg = _background_lookup(background, channels.get("target") if channels else None,
+                            n_frames, "background")
+    busy = set(zip(contacts["effector_track_id"].astype(int), contacts["frame"].astype(int),
+                   strict=True))
+    eff_sig = pd.Series(dtype=float)
+    if tcol is not None and len(effectors):
+        e = effectors[["track_id", "frame", tcol]].copy()
+        e["sig"] = e[tcol].to_numpy(float) - bg[e["frame"].to_numpy(np.int64)]
+        free = ~pd.Series([(int(a), int(b)) in busy for a, b in
+                           zip(e["track_id"], e["frame"], strict=False)], index=e.index)
+        pop = e[free].groupby("frame")["sig"].median()
+        e["adj"] = e["sig"] - e["frame"].map(pop).fillna(0.0)
+        eff_sig = e
+    t_by = {int(k): g.sort_values("frame") for k, g in targets.groupby("track_id")}
+    e_by = ({int(k): g.sort_values("frame") for k, g in eff_sig.groupby("track_id")}
+            if len(eff_sig) else {})
+    W = grid.trog_window
+    for i, ep in enumerate(episodes.itertuples(index=False)):
+        s, e_ = int(ep.start_frame), int(ep.end_frame)
+        tr = t_by.get(int(ep.target_track_id))
+        if tr is not None:
+            tf = tr["frame"].to_numpy(np.int64)
+            area = tr["area_um2"].to_numpy(float)
+            pre = _median_in(tf, area, s - W, s)
+            post = _median_in(tf, area, e_ + 1, e_ + W)
+            if np.isfinite(pre) and pre > 0 and np.isfinite(post):
+                loss[i] = 1.0 - post / pre
+            at_end = np.nonzero(tf <= e_)[0]
+            later = np.nonzero((tf > e_) & (tf <= e_ + grid.survive_frames))[0]
+            if at_end.size and later.size:
+                y, x = tr["y_px"].to_numpy(float), tr["x_px"].to_numpy(float)
+                k0 = at_end[-1]
+                retreat[i] = float(np.max(np.hypot(y[later] - y[k0], x[later] - x[k0])))
+        er = e_by.get(int(ep.effector_track_id))
+        if er is not None and tr is not None and tcol is not None:
+            ef = er["frame"].to_numpy(np.int64)
+            ebusy = {f for (k, f) in busy if k == int(ep.effector_track_id)}
+            post = _median_in(ef, er["adj"].to_numpy(float), e_ + 1, e_ + W, ebusy)
+            pre = _median_in(ef, er["adj"].to_numpy(float), s - W, s - 1, ebusy)
+            tsig = tr[tcol].to_numpy(float) - bg[tf] if tcol in tr else np.full(len(tf), np.nan)
+            bright = _median_in(tf, tsig, s - W, e_)
+            if np.isfinite(post) and np.isfinite(bright) and bright > 0:
+                gain[i] = (post - (pre if np.isfinite(pre) else 0.0)) / bright
+    return pd.DataFrame({"effector_target_signal_gain": gain, "target_area_loss_fraction": loss,
+                         "retreat_px": retreat})
+
+
+# ------------------------------------------------------------------ outcomes
+
+
+def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: pd.DataFrame,
+                       n_frames: int, grid: ScoringGrid) -> pd.DataFrame:
+    """Outcome, censoring, trogocytosis flag and host of every episode.
+
+    Rules (in order; docs/events.md): *kill* when the target's death onset
+    falls between the episode's start and ``kill_window`` frames after its
+    end (the latest such episode of the target gets it); *cell_in_cell* when
+    its sustained enclosure starts in the same kind of window
+    (``cic_window``), tested first when the enclosure began no later than
+    the death (an inner cell dying inside its host was not killed);
+    *censored* (``movie_end``) when the contact is still going on at the
+    last frame, or when the target is not followed
+    ``survive_frames`` past the end (``movie_end`` if the movie ended,
+    ``left_field`` if its track ended); otherwise resolved alive:
+    *trogocytosis_only* when nibbled, else *evasion*. Nibbled = signal gain
+    >= ``trog_signal_gain`` or (target alive and not enclosed) area loss >=
+    ``trog_area_loss``. A nibbled target that retreats >= ``retreat_px`` from
+    its position at the contact's end within ``survive_frames`` evaded (with
+    nibbling).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``episodes`` with ``outcome, censor_reason, trogocytosis, host_track_id``
+        added (a new frame; inputs unchanged).
+    """
+    out = pd.concat([episodes.reset_index(drop=True), nibbling.reset_index(drop=True)], axis=1)
+    n = len(out)
+    outcome = np.array(["evasion"] * n, dtype=object)
+    reason = np.array(["none"] * n, dtype=object)
+    host = np.zeros(n, np.int64)
+    last_frame = n_frames - 1
+    gain = out["effector_target_signal_gain"].to_numpy(float) if n else np.array([])
+    loss = out["target_area_loss_fraction"].to_numpy(float) if n else np.array([])
+    gained = np.nan_to_num(gain, nan=-np.inf) >= grid.trog_signal_gain
+    lost = np.nan_to_num(loss, nan=-np.inf) >= grid.trog_area_loss
+    trog = gained.copy()
+    for tid, idx in out.groupby("target_track_id").groups.items():
+        idx = np.sort(np.asarray(idx))
+        st = states.loc[int(tid)] if int(tid) in states.index else None
+        starts = out.loc[idx, "start_frame"].to_numpy(np.int64)
+        ends = out.loc[idx, "end_frame"].to_numpy(np.int64)
+        decided = np.zeros(len(idx), bool)
+        if st is not None:
+            kinds = [("kill", "death_onset_frame", grid.kill_window),
+                     ("cell_in_cell", "internalization_frame", grid.cic_window)]
+            if 0 <= int(st["internalization_frame"]) <= int(st["death_onset_frame"]):
+                kinds.reverse()   # enclosed first: an inner cell dying in its host
+            for kind, frame_col, window in kinds:
+                f = int(st[frame_col])
+                if f < 0:
+                    continue
+                cand = np.nonzero((starts <= f) & (f <= ends + window) & ~decided)[0]
+                if cand.size:
+                    k = cand[np.argmax(starts[cand])]
+                    outcome[idx[k]] = kind
+                    decided[k] = True
+                    if kind == "cell_in_cell":
+                        host[idx[k]] = int(st["host_track_id"])
+                    break
+        for k in np.nonzero(~decided)[0]:
+            j = idx[k]
+            last_seen = int(st["last_frame"]) if st is not None else ends[k]
+            alive_after = st is not None and bool(st["divided"])
+            if ends[k] >= last_frame:
+                outcome[j], reason[j] = "censored", "movie_end"
+            elif not alive_after and last_seen - ends[k] < grid.survive_frames:
+                outcome[j] = "censored"
+                reason[j] = "movie_end" if last_seen >= last_frame else "left_field"
+            else:
+                dead = st is not None and int(st["death_onset_frame"]) >= 0 \
+                    and int(st["death_onset_frame"]) <= ends[k] + grid.survive_frames
+                enclosed = st is not None and int(st["internalization_frame"]) >= 0
+                if lost[j] and not dead and not enclosed:
+                    trog[j] = True
+                retreated = np.nan_to_num(out.at[j, "retreat_px"], nan=0.0) >= grid.retreat_px
+                outcome[j] = "trogocytosis_only" if trog[j] and not retreated else "evasion"
+    out["outcome"] = outcome
+    out["censor_reason"] = reason
+    out["trogocytosis"] = trog.astype(bool)
+    out["host_track_id"] = host
+    return out
+
+
+# ------------------------------------------------------------------ tables
+
+
+_FATE_OF = {"kill": "killed", "cell_in_cell": "cell_in_cell", "evasion": "evaded",
+            "trogocytosis_only": "nibbled", "censored": "censored"}
+
+
+def fates_table(states: pd.DataFrame, encounters: pd.DataFrame, n_frames: int,
+                dt: float, site: Mapping[str, str]) -> pd.DataFrame:
+    """One row per target track (columns: docs/events.md, :class:`FatesTable`)."""
+    if states.empty:
+        return empty_like(FatesTable)
+    rows = []
+    by_t = {int(k): g.sort_values("start_frame") for k, g in encounters.groupby("target_track_id")}
+    for tid, st in states.iterrows():
+        enc = by_t.get(int(tid))
+        n_enc = 0 if enc is None else len(enc)
+        first = int(enc["start_frame"].iloc[0]) if n_enc else NO_FRAME
+        dead = int(st["death_frame"]) >= 0
+        host = int(st["host_track_id"])
+        internal = int(st["internalization_frame"])
+        eff = 0
+        reason = "none"
+        if n_enc:
+            oc = enc["outcome"].tolist()
+            if "kill" in oc or "cell_in_cell" in oc:
+                k = next(i for i, o in enumerate(oc) if o in ("kill", "cell_in_cell"))
+            elif any(o in ("evasion", "trogocytosis_only") for o in oc):
+                k = max(i for i, o in enumerate(oc) if o in ("evasion", "trogocytosis_only"))
+            else:
+                k = n_enc - 1
+            dec = enc.iloc[k]
+            outcome = _FATE_OF[dec["outcome"]]
+            if outcome == "evaded" and enc["trogocytosis"].any() and \
+                    "trogocytosis_only" in oc:
+                outcome = "nibbled"
+            reason = str(dec["censor_reason"])
+            eff = int(dec["effector_track_id"])
+            if outcome != "cell_in_cell":
+                host, internal = 0, NO_FRAME
+        elif host > 0:
+            outcome = "cell_in_cell"
+        elif dead:
+            outcome = "died"
+        else:
+            outcome = "uncontacted"
+        if outcome != "cell_in_cell":
+            host, internal = 0, NO_FRAME
+        ttd = (int(st["death_frame"]) - first) * dt if (
+            dead and first >= 0 and outcome in ("killed", "cell_in_cell")) else np.nan
+        inner = pd.NA if outcome != "cell_in_cell" else (not dead)
+        if st["divided"]:
+            end = "divided"
+        elif int(st["last_frame"]) >= n_frames - 1:
+            end = "movie_end"
+        elif st["near_border_end"]:
+            end = "left_field"
+        elif dead:
+            end = "faded"
+        else:
+            end = "hidden"
+        rows.append({**site, "target_track_id": int(tid), "contacted": n_enc > 0,
+                     "n_encounters": n_enc, "first_contact_frame": first,
+                     "first_contact_min": first * dt if first >= 0 else np.nan,
+                     "effector_track_id": eff, "outcome": outcome, "censor_reason": reason,
+                     "death_frame": int(st["death_frame"]), "time_to_death_min": ttd,
+                     "host_track_id": host, "internalization_frame": internal,
+                     "inner_survives": inner, "divided": bool(st["divided"]),
+                     "end_reason": end})
+    out = pd.DataFrame(rows)
+    out["inner_survives"] = out["inner_survives"].astype("boolean")
+    return out
+
+
+def effectors_table(effectors: pd.DataFrame, encounters: pd.DataFrame, dt: float,
+                    site: Mapping[str, str]) -> pd.DataFrame:
+    """One row per effector track: contacts, kills (serial killing), contact rate."""
+    if effectors.empty:
+        return empty_like(EffectorsTable)
+    span = effectors.groupby("track_id")["frame"].agg(["min", "max"])
+    observed = (span["max"] - span["min"] + 1) * dt
+    n_c = encounters.groupby("effector_track_id").size()
+    n_k = encounters[encounters["outcome"] == "kill"].groupby("effector_track_id").size()
+    ids = span.index.astype(int)
+    out = pd.DataFrame({**{k: v for k, v in site.items()}, "effector_track_id": ids,
+                        "n_contacts": n_c.reindex(ids, fill_value=0).to_numpy(np.int64),
+                        "n_kills": n_k.reindex(ids, fill_value=0).to_numpy(np.int64),
+                        "observed_min": observed.to_numpy(float)})
+    out["contacts_per_hour"] = out["n_contacts"] / (out["observed_min"] / 60.0)
+    return out
+
+
+def encounters_table(scored: pd.DataFrame, dt: float, px: float,
+                     site: Mapping[str, str]) -> pd.DataFrame:
+    """Final encounters table (:class:`EncountersTable`) from scored episodes."""
+    if scored.empty:
+        return empty_like(EncountersTable)
+    out = pd.DataFrame({
+        **{k: [v] * len(scored) for k, v in site.items()},
+        "encounter_id": np.arange(1, len(scored) + 1, dtype=np.int64),
+        "target_track_id": scored["target_track_id"].astype(np.int64).to_numpy(),
+        "effector_track_id": scored["effector_track_id"].astype(np.int64).to_numpy(),
+        "start_frame": scored["start_frame"].astype(np.int64).to_numpy(),
+        "end_frame": scored["end_frame"].astype(np.int64).to_numpy(),
+    })
+    out["start_min"] = out["start_frame"] * dt
+    out["end_min"] = out["end_frame"] * dt
+    out["duration_min"] = (out["end_frame"] - out["start_frame"] + 1) * dt
+    out["contact_area_um2"] = scored["contact_px"].to_numpy(float) * px * px
+    for c in ("outcome", "censor_reason", "trogocytosis", "effector_target_signal_gain",
+              "target_area_loss_fraction", "host_track_id"):
+        out[c] = scored[c].to_numpy()
+    return out
+
+
+def score_site(target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame,
+               measurements: Mapping[str, pd.DataFrame], *, n_frames: int,
+               shape: tuple[int, int], imaging: Mapping[str, Any], grid: ScoringGrid,
+               plate: str, well: str, field: str) -> dict[str, pd.DataFrame]:
+    """Score one site: encounters, fates and effectors tables.
+
+    Parameters
+    ----------
+    target_tracks, effector_tracks : pandas.DataFrame
+        Tracks tables of the track stage (may be empty). Not modified.
+    measurements : mapping
+        Output of :func:`livescreen.events.measure.measure_site`.
+    n_frames : int
+        Frames in the movie.
+    shape : (int, int)
+        Frame size (Y, X) in pixels.
+    imaging : mapping
+        ``config["imaging"]`` (``channels`` used).
+    grid : ScoringGrid
+        Thresholds in pixels and frames (:func:`livescreen.events.params.to_pixels_frames`).
+    plate, well, field : str
+
+    Returns
+    -------
+    dict
+        ``encounters``, ``fates``, ``effectors`` (validated) and ``states``
+        (per-target diagnostics, not written).
+    """
+    site = {"plate": str(plate), "well": str(well), "field": str(field)}
+    channels = dict(imaging.get("channels") or {})
+    contacts = measurements["contacts"]
+    if effector_tracks.empty:
+        log.info("no effectors at this site: no encounters")
+    elif contacts.empty:
+        log.info("no effector-target contacts at this site")
+    episodes = contact_episodes(contacts, grid.contact_min_frames, grid.contact_max_break,
+                                n_frames - 1)
+    states = target_states(target_tracks, measurements["background"],
+                           measurements["enclosures"], channels, n_frames, shape, grid)
+    nib = nibbling_measures(episodes, target_tracks, effector_tracks, contacts,
+                            measurements["background"], channels, n_frames, grid)
+    scored = encounter_outcomes(episodes, states, nib, n_frames, grid)
+    enc = EncountersTable.validate(encounters_table(scored, grid.dt, grid.px, site))
+    fates = FatesTable.validate(fates_table(states, enc, n_frames, grid.dt, site))
+    eff = EffectorsTable.validate(effectors_table(effector_tracks, enc, grid.dt, site))
+    log.info("%d encounters (%s); %d targets, %d effectors", len(enc),
+             dict(enc["outcome"].value_counts()) if len(enc) else {}, len(fates), len(eff))
+    return {"encounters": enc, "fates": fates, "effectors": eff, "states": states}

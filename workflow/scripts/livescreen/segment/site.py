@@ -1,0 +1,226 @@
+"""One segment job: a site's movie -> label stack, QC table and montage of one population."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from livescreen.imageio import Movie, MovieError, atomic_path
+
+from .backend import EvalParams, SegmentationError
+from .qc import SegmentQC, frame_qc, montage_frames, qc_table, save_montage
+
+log = logging.getLogger(__name__)
+
+POPULATIONS = ("target", "effector")
+
+#: Defaults of ``segment:`` (the top level) and of each ``segment.populations.<p>``.
+SEGMENT_DEFAULTS: dict[str, Any] = {
+    "backend": "cellpose3", "models_dir": "resources/models", "use_gpu": True,
+    "batch_frames": 2, "pipeline": True, "montage_frames": 4,
+}
+POPULATION_DEFAULTS: dict[str, Any] = {
+    "model": "train", "model_diam_mean_px": None, "diameter_um": None,
+    "flow_threshold": 0.4, "cellprob_threshold": 0.0, "min_area_um2": 10.0,
+    "normalize_percentiles": [1.0, 99.0], "invert": False, "tile_size_px": None,
+}
+
+
+def training_settings(training: Mapping[str, Any]) -> dict[str, Any]:
+    """``segment.training`` with defaults (recipe, simulated-frame counts, annotations)."""
+    from .training import TRAIN_DEFAULTS
+
+    out = {**TRAIN_DEFAULTS, **{k: v for k, v in training.items()
+                                if k not in ("simulate", "annotations")}}
+    out["simulate"] = {**SIMULATED_TRAINING_DEFAULTS, **(training.get("simulate") or {})}
+    ann = training.get("annotations") or {}
+    out["annotations"] = {p: {"train": SIMULATED, "validation": SIMULATED, **(ann.get(p) or {})}
+                          for p in POPULATIONS}
+    return out
+
+
+def segment_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``segment:`` section with defaults filled in (populations included).
+
+    Parameters
+    ----------
+    config : mapping
+        The whole workflow config.
+
+    Returns
+    -------
+    dict
+    """
+    seg = dict(config.get("segment") or {})
+    out = {**SEGMENT_DEFAULTS, **{k: v for k, v in seg.items() if k != "populations"}}
+    pops = seg.get("populations") or {}
+    out["populations"] = {p: {**POPULATION_DEFAULTS, **(pops.get(p) or {})} for p in POPULATIONS}
+    out["training"] = training_settings(seg.get("training") or {})
+    if out["backend"] != "cellpose3":
+        raise SegmentationError(f"segment.backend '{out['backend']}' is not available; "
+                                "only 'cellpose3' is implemented")
+    return out
+
+
+def eval_params(config: Mapping[str, Any], population: str) -> EvalParams:
+    """Cellpose parameters of a population in pixels, from config in physical units.
+
+    Parameters
+    ----------
+    config : mapping
+        The whole workflow config (``imaging.pixel_size_um`` converts units).
+    population : {"target", "effector"}
+
+    Returns
+    -------
+    EvalParams
+    """
+    if population not in POPULATIONS:
+        raise SegmentationError(f"unknown population '{population}' (expected one of "
+                                f"{POPULATIONS})")
+    px = float(config["imaging"]["pixel_size_um"])
+    if not px > 0:
+        raise SegmentationError(f"imaging.pixel_size_um must be > 0, got {px}")
+    seg = segment_settings(config)
+    p = seg["populations"][population]
+    lo, hi = (float(v) for v in p["normalize_percentiles"])
+    if not 0 <= lo < hi <= 100:
+        raise SegmentationError(f"segment.populations.{population}.normalize_percentiles must "
+                                f"be 0 <= low < high <= 100, got {p['normalize_percentiles']}")
+    diameter = p["diameter_um"]
+    return EvalParams(
+        diameter_px=None if diameter is None else float(diameter) / px,
+        flow_threshold=float(p["flow_threshold"]),
+        cellprob_threshold=float(p["cellprob_threshold"]),
+        min_size_px=max(0, int(round(float(p["min_area_um2"]) / px**2))),
+        normalize={"percentile": (lo, hi)}, invert=bool(p["invert"]),
+        batch_frames=int(seg["batch_frames"]),
+        tile_size_px=None if p["tile_size_px"] is None else int(p["tile_size_px"]))
+
+
+#: ``segment.training.annotations.<population>.<split>`` value meaning "simulate them".
+SIMULATED = "simulated"
+SIMULATED_TRAINING_DEFAULTS: dict[str, Any] = {
+    "train_sites": 8, "train_frames_per_site": 3,
+    "validation_sites": 3, "validation_frames_per_site": 2,
+}
+
+
+def _channel_frames(movie: Movie, channel: int, flags: list) -> Iterator[np.ndarray]:
+    for t in range(movie.n_frames):
+        plane = movie.plane(t, channel)
+        flags.append(bool(np.ptp(plane) == 0))
+        yield plane
+
+
+def segment_site(image: str | PathLike, model_path: str | PathLike, labels_out: str | PathLike,
+                 qc_out: str | PathLike, montage_out: str | PathLike, config: Mapping[str, Any],
+                 population: str, threads: int = 1,
+                 provenance: Mapping[str, Any] | None = None) -> dict:
+    """Segment one population of one site, streaming frames.
+
+    Writes the (T, Y, X) uint32 label stack (zlib-compressed TIFF, ids 1..n
+    per frame), the per-frame QC table and a montage PNG. Memory stays bounded
+    by a few frames: frames are read one at a time and label frames are
+    written as they are produced.
+
+    Parameters
+    ----------
+    image : str or path-like
+        The site's raw (T, C, Y, X) movie.
+    model_path : str or path-like
+        Cellpose 3 weights file.
+    labels_out, qc_out, montage_out : str or path-like
+        Output files.
+    config : mapping
+        The whole workflow config.
+    population : {"target", "effector"}
+    threads : int, optional
+        CPU threads (torch threads).
+    provenance : mapping, optional
+        Extra provenance for the QC table.
+
+    Returns
+    -------
+    dict
+        Summary: frames, objects, seconds, seconds per frame, device.
+
+    Raises
+    ------
+    SegmentationError
+        For a bad model, configuration or image (wrong channel count, ...).
+    """
+    import tifffile
+
+    from livescreen.tables import write_table
+
+    from .cellpose3 import configure_torch, load_model
+    from .models import builtin_diam_mean
+
+    seg = segment_settings(config)
+    params = eval_params(config, population)
+    pcfg = seg["populations"][population]
+    channel = config["imaging"]["channels"][population]
+    px = float(config["imaging"]["pixel_size_um"])
+    dt = float(config["imaging"]["frame_interval_min"])
+    configure_torch(threads)
+    try:
+        movie = Movie(image)
+    except MovieError as err:
+        raise SegmentationError(str(err)) from None
+    with movie:
+        if channel is None or not 0 <= int(channel) < movie.n_channels:
+            raise SegmentationError(
+                f"{image}: has {movie.n_channels} channel(s) (shape {movie.shape}) but "
+                f"imaging.channels.{population} = {channel}; the image does not match the "
+                "configured channel layout")
+        diam_mean = pcfg["model_diam_mean_px"] or builtin_diam_mean(model_path)
+        backend = load_model(model_path, use_gpu=bool(seg["use_gpu"]), diam_mean=diam_mean)
+        backend.pipeline = bool(seg["pipeline"])
+        n_t, _, ly, lx = movie.shape
+        log.info("%s: %s channel %d, %d frames of %dx%d px; diameter %s px, rescale %.3f, "
+                 "batch %d, pipeline %s", image, population, channel, n_t, ly, lx,
+                 "model's" if params.diameter_px is None else f"{params.diameter_px:.1f}",
+                 backend.rescale(params), params.batch_frames, backend.pipeline)
+        show = set(montage_frames(n_t, int(seg["montage_frames"])))
+        empty_flags: list[bool] = []
+        rows, panels = [], []
+        t0 = time.perf_counter()
+
+        def labelled() -> Iterator[np.ndarray]:
+            frames = _channel_frames(movie, int(channel), empty_flags)
+            for t, lab in enumerate(backend.segment(frames, params)):
+                rows.append(frame_qc(lab, t, t * dt, px, empty_input=empty_flags[t]))
+                if empty_flags[t]:
+                    log.warning("frame %d of %s channel %d is constant (e.g. all zero): empty "
+                                "labels", t, image, channel)
+                if t in show:
+                    panels.append((t, movie.plane(t, int(channel)), lab))
+                if (t + 1) % max(1, n_t // 10) == 0 or t + 1 == n_t:
+                    log.info("%d/%d frames, %.2f s/frame", t + 1, n_t,
+                             (time.perf_counter() - t0) / (t + 1))
+                yield lab
+
+        with atomic_path(labels_out) as tmp:
+            tifffile.imwrite(tmp, data=labelled(), shape=(n_t, ly, lx), dtype=np.uint32,
+                             compression="zlib", metadata={"axes": "TYX"})
+        if len(rows) != n_t:
+            raise SegmentationError(f"segmented {len(rows)} of {n_t} frames")
+    seconds = time.perf_counter() - t0
+    table = qc_table(rows)
+    write_table(table, qc_out, SegmentQC, provenance={
+        **dict(provenance or {}), "model": str(model_path), "population": population,
+        "device": backend.device})
+    save_montage(montage_out, panels, title=f"{Path(image).parent.name} {population} "
+                 f"({Path(model_path).name})")
+    summary = {"frames": n_t, "objects": int(table["n_objects"].sum()),
+               "seconds": round(seconds, 2), "s_per_frame": round(seconds / max(n_t, 1), 3),
+               "device": backend.device}
+    log.info("done: %s", summary)
+    return summary
