@@ -70,27 +70,31 @@ def timed(fn):
 
 
 def child_peak_rss(model, n_frames, size, threads, diam_mean):
-    """Run a whole segment job in a subprocess; return its peak RSS in MiB."""
+    """Run a whole segment job in a subprocess; return its peak RSS (VmHWM) in MiB.
+
+    The movie is simulated and written by this process first, so the child's
+    peak is the segment job's alone.
+    """
+    from livescreen.imageio import write_movie
+
     code = f"""
 import sys, resource, yaml
 sys.path.insert(0, {str(REPO / 'workflow' / 'scripts')!r})
-from livescreen.imageio import write_movie
 from livescreen.segment import segment_site
-sys.path.insert(0, {str(REPO / 'bench')!r})
-from bench_segment import simulated_movie
-movie, cfg = simulated_movie({n_frames}, {size})
-write_movie('m.ome.tif', movie, cfg['imaging']['pixel_size_um'], 4.0)
-del movie
+cfg = yaml.safe_load(open({str(REPO / 'config' / 'config.yaml')!r}))
 cfg['segment'] = {{'populations': {{'target': {{'model_diam_mean_px': {diam_mean}}}}}}}
 segment_site('m.ome.tif', {str(model)!r}, 'l.tif', 'q.parquet', 'm.png', cfg, 'target',
              threads={threads})
-# VmHWM: peak RSS of this process image (ru_maxrss would include the parent's, Linux
+# VmHWM: peak RSS of this process image (ru_maxrss would include the parent's: Linux
 # keeps it across fork + exec)
 hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]
 print(int(hwm[0].split()[1]) / 1024 if hwm else
       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
     with tempfile.TemporaryDirectory() as d:
+        movie, cfg = simulated_movie(n_frames, size)
+        write_movie(Path(d) / "m.ome.tif", movie, cfg["imaging"]["pixel_size_um"], 4.0)
+        del movie
         r = subprocess.run([sys.executable, "-c", code], cwd=d, capture_output=True, text=True,
                            check=False)
         if r.returncode:

@@ -231,3 +231,18 @@ def test_training_pairs_roundtrip(tmp_path):
         list_pairs(tmp_path / "empty")
     with pytest.raises(SegmentationError, match="does not exist"):
         list_pairs([{"image": str(tmp_path / "a.tif"), "mask": str(tmp_path / "b.tif")}])
+
+
+@pytest.mark.parametrize("n_frames", [3, 4])
+def test_segment_site_short_movies(tiny_model, tmp_path, n_frames):
+    """3- and 4-frame stacks must not be written as RGB(A) images."""
+    rng = np.random.default_rng(1)
+    movie = rng.integers(100, 400, (n_frames, 3, 48, 48), dtype=np.uint16)
+    write_movie(tmp_path / "short.ome.tif", movie, 0.65, 4.0)
+    segment_site(tmp_path / "short.ome.tif", tiny_model, tmp_path / "l.tif",
+                 tmp_path / "q.parquet", tmp_path / "m.png", _config(), "effector")
+    with tifffile.TiffFile(tmp_path / "l.tif") as tif:
+        assert tif.series[0].axes == "TYX"
+        assert tif.asarray().shape == (n_frames, 48, 48)
+        assert len(tif.pages) == n_frames
+    assert len(pd.read_parquet(tmp_path / "q.parquet")) == n_frames

@@ -59,15 +59,24 @@ wildcard_constraints:
     population="|".join(POPULATIONS),
 
 
+# Per-site lookups as plain dicts: input functions run once per job, and a
+# DataFrame lookup per call is slow at thousands of sites.
+_SITE_ROWS = {
+    tuple(str(row[k]) for k in study.SITE_KEYS): {
+        k: (float(v) if k == "dose" else str(v)) for k, v in row.items()
+    }
+    for row in samples.to_dict("records")
+}
+
+
 def get_sample(wildcards):
     """The sample-sheet row of a site, as a plain dict (dose as float)."""
-    row = samples.loc[(wildcards.plate, wildcards.well, wildcards.field)]
-    return {k: (float(v) if k == "dose" else str(v)) for k, v in row.items()}
+    return _SITE_ROWS[(wildcards.plate, wildcards.well, wildcards.field)]
 
 
 def get_image(wildcards):
     """Path of a site's raw (T, C, Y, X) image, as named in the sample sheet."""
-    return samples.loc[(wildcards.plate, wildcards.well, wildcards.field), "image"]
+    return _SITE_ROWS[(wildcards.plate, wildcards.well, wildcards.field)]["image"]
 
 
 def site_paths(pattern, populations=None):

@@ -5,9 +5,8 @@
 # 'snakemake figures' (main Snakefile) rebuilds every figure of results/tables.
 import os
 
-from livescreen.figures import FIGURES as FIGURE_SPECS
-from livescreen.figures import figure_paths
-from livescreen.figures import settings as figure_settings
+from livescreen.figures.catalog import FIGURE_TABLES, figure_paths
+from livescreen.figures.catalog import settings as figure_settings
 
 TABLES_DIR = config.get("tables_dir", "results/tables")
 FIGURES_DIR = config.get("figures_dir", "results/figures")
@@ -26,14 +25,14 @@ rule figures:
 rule figure:
     input:
         unpack(lambda wc: {t: os.path.join(TABLES_DIR, f"{t}.parquet")
-                       for t in FIGURE_SPECS[wc.name][1]}),
+                       for t in FIGURE_TABLES[wc.name]}),
     output:
         png=report(os.path.join(FIGURES_DIR, "{name}.png"), caption="../report/figure.rst",
                    category="Figures"),
         other=[os.path.join(FIGURES_DIR, f"{{name}}.{fmt}") for fmt in FIGURE_SETTINGS["formats"]
                if fmt != "png"],
     wildcard_constraints:
-        name="|".join(FIGURE_SPECS),
+        name="|".join(FIGURE_TABLES),
     log:
         "logs/figures/{name}.log",
     benchmark:

@@ -2,39 +2,27 @@
 
 Each ``plot_*`` function takes DataFrames and returns a matplotlib Figure
 sized for a paper (180 mm wide, 8 pt text, colour-blind-safe palette);
-:func:`save` writes it as PNG and PDF.
+:func:`save` writes it as PNG and PDF. :mod:`livescreen.figures.catalog`
+lists the figures and their tables without importing any plotting library;
+the plotting names below are loaded on first use, so that planning the
+workflow does not import matplotlib.
 """
 
-from livescreen.figures.plots import (
-    FIGURES,
-    plot_dose_response,
-    plot_encounter_durations,
-    plot_outcome_fractions,
-    plot_plate_heatmap,
-    plot_qc,
-    plot_time_to_kill,
-)
-from livescreen.figures.style import DEFAULTS, save, settings
+from livescreen.figures.catalog import DEFAULTS, FIGURE_TABLES, figure_paths, settings
 
-__all__ = ["DEFAULTS", "FIGURES", "figure_paths", "plot_dose_response", "plot_encounter_durations",
-           "plot_outcome_fractions", "plot_plate_heatmap", "plot_qc", "plot_time_to_kill",
-           "save", "settings"]
+_PLOTS = ("FIGURES", "plot_dose_response", "plot_encounter_durations", "plot_outcome_fractions",
+          "plot_plate_heatmap", "plot_qc", "plot_time_to_kill")
+
+__all__ = ["DEFAULTS", "FIGURE_TABLES", "figure_paths", "save", "settings", *_PLOTS]
 
 
-def figure_paths(figures_dir: str, formats) -> list[str]:
-    """Every figure file: each figure of :data:`FIGURES` in each format.
+def __getattr__(name):
+    if name in _PLOTS:
+        from livescreen.figures import plots
 
-    Parameters
-    ----------
-    figures_dir : str
-        Folder the figures are written to.
-    formats : iterable of str
-        File formats, e.g. ``["png", "pdf"]``.
+        return getattr(plots, name)
+    if name == "save":
+        from livescreen.figures.style import save
 
-    Returns
-    -------
-    list of str
-    """
-    import os
-
-    return [os.path.join(figures_dir, f"{name}.{fmt}") for name in FIGURES for fmt in formats]
+        return save
+    raise AttributeError(f"module 'livescreen.figures' has no attribute {name!r}")

@@ -9,6 +9,7 @@ import pandas as pd
 import seaborn as sns
 from lifelines import KaplanMeierFitter
 
+from livescreen.figures.catalog import FIGURE_TABLES
 from livescreen.figures.style import figure
 from livescreen.stats.dose import logistic4
 from livescreen.stats.estimates import survival_data
@@ -271,11 +272,5 @@ def plot_qc(frame_counts: pd.DataFrame, track_lengths: pd.DataFrame, width_mm: f
 
 
 #: figure name -> (plot function, tables it reads)
-FIGURES = {
-    "outcome_fractions": (plot_outcome_fractions, ["wells", "conditions", "comparisons"]),
-    "time_to_kill": (plot_time_to_kill, ["fates", "comparisons"]),
-    "dose_response": (plot_dose_response, ["wells", "dose_response", "comparisons"]),
-    "plate_heatmap": (plot_plate_heatmap, ["wells"]),
-    "encounter_durations": (plot_encounter_durations, ["encounters"]),
-    "qc": (plot_qc, ["qc_frame_counts", "qc_track_lengths"]),
-}
+#: Figure name -> (plot function, tables it is drawn from; see catalog.FIGURE_TABLES).
+FIGURES = {name: (globals()[f"plot_{name}"], tables) for name, tables in FIGURE_TABLES.items()}

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
-from typing import Any
 
 import matplotlib
+
+from livescreen.figures.catalog import DEFAULTS, settings  # noqa: F401 (re-export)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 #: defaults of the ``figures:`` config section
-DEFAULTS: dict[str, Any] = {
-    "dpi": 300,
-    "formats": ["png", "pdf"],
-    "heatmap_metric": "frac_killed",
-    "palette": "colorblind",
-}
 MM = 1 / 25.4
-
-
-def settings(fig_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``figures:`` config section over :data:`DEFAULTS`."""
-    return {**DEFAULTS, **dict(fig_cfg or {})}
 
 
 def apply_style(palette: str = "colorblind") -> None:

@@ -107,7 +107,7 @@ def eval_params(config: Mapping[str, Any], population: str) -> EvalParams:
 #: ``segment.training.annotations.<population>.<split>`` value meaning "simulate them".
 SIMULATED = "simulated"
 SIMULATED_TRAINING_DEFAULTS: dict[str, Any] = {
-    "train_sites": 8, "train_frames_per_site": 3,
+    "train_sites": 12, "train_frames_per_site": 4,
     "validation_sites": 3, "validation_frames_per_site": 2,
 }
 
@@ -208,8 +208,10 @@ def segment_site(image: str | PathLike, model_path: str | PathLike, labels_out: 
                 yield lab
 
         with atomic_path(labels_out) as tmp:
+            # photometric: without it tifffile takes a 3- or 4-frame stack for planar RGB(A)
             tifffile.imwrite(tmp, data=labelled(), shape=(n_t, ly, lx), dtype=np.uint32,
-                             compression="zlib", metadata={"axes": "TYX"})
+                             compression="zlib", photometric="minisblack",
+                             metadata={"axes": "TYX"})
         if len(rows) != n_t:
             raise SegmentationError(f"segmented {len(rows)} of {n_t} frames")
     seconds = time.perf_counter() - t0

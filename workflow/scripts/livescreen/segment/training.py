@@ -28,14 +28,14 @@ IMAGE_SUFFIX, MASK_SUFFIX = "_img.tif", "_masks.tif"
 
 #: Defaults of ``segment.training`` (see config/README.md).
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "n_epochs": 60,
+    "n_epochs": 400,
     "learning_rate": 0.1,
     "weight_decay": 1e-5,
     "sgd": True,
     "batch_size": 8,
-    "crop_px": 128,
+    "crop_px": 64,
     "diam_mean_px": 17.0,
-    "nimg_per_epoch": 16,
+    "nimg_per_epoch": 8,
     "min_train_masks": 1,
     "seed": 0,
     "initial_model": None,
