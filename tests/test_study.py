@@ -199,3 +199,24 @@ def test_workflow_rejects_missing_image_when_not_simulating(study_dir):
     assert rc != 0
     assert ("row 1 (line 2), column 'image': image file "
             "'resources/simulated/T1/B02/1/image.ome.tif' does not exist") in out
+
+
+def test_single_frame_movie_is_accepted(tmp_path):
+    from livescreen.imageio import Movie, write_movie
+
+    img = tmp_path / "one.ome.tif"
+    write_movie(img, np.ones((1, 3, 8, 8), np.uint16), 0.65, 4.0)
+    sheet = study.read_sample_sheet(write_sheet(tmp_path / "s.tsv", good_rows(str(img))))
+    assert study.check_images(sheet, "s.tsv", IMAGING, simulate=False)[str(img)].shape == (
+        1, 3, 8, 8)
+    with Movie(img) as movie:
+        assert movie.shape == (1, 3, 8, 8) and movie.frame(0).shape == (3, 8, 8)
+
+
+def test_three_frame_label_stack_is_not_written_as_rgb(tmp_path):
+    from livescreen.imageio import write_labels
+
+    labels = np.arange(3 * 4 * 4, dtype=np.uint32).reshape(3, 4, 4)
+    write_labels(tmp_path / "l.tif", labels)
+    back = tifffile.imread(tmp_path / "l.tif")
+    assert back.shape == (3, 4, 4) and np.array_equal(back, labels)

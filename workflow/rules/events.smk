@@ -17,6 +17,8 @@ rule score_events:
         encounters="results/sites/{plate}/{well}/{field}/events/encounters.parquet",
         fates="results/sites/{plate}/{well}/{field}/events/fates.parquet",
         effectors="results/sites/{plate}/{well}/{field}/events/effectors.parquet",
+        target_labels="results/sites/{plate}/{well}/{field}/events/target_labels.tif",
+        target_tracks="results/sites/{plate}/{well}/{field}/events/target_tracks.parquet",
     log:
         "logs/events/{plate}/{well}/{field}.log",
     benchmark:
@@ -40,7 +42,8 @@ rule event_gallery:
         fates=site_paths("results/sites/{plate}/{well}/{field}/events/fates.parquet"),
         labels=site_paths("results/sites/{plate}/{well}/{field}/track/{population}_track_labels.tif",
                           POPULATIONS),
-        tracks=site_paths("results/sites/{plate}/{well}/{field}/track/target_tracks.parquet"),
+        target_labels=site_paths("results/sites/{plate}/{well}/{field}/events/target_labels.tif"),
+        tracks=site_paths("results/sites/{plate}/{well}/{field}/events/target_tracks.parquet"),
         images=list(samples["image"]),
     output:
         [report(f"results/figures/gallery/{event}.png", caption="../report/events_gallery.rst",
@@ -71,6 +74,7 @@ rule validate_events:
         fates=site_paths("results/sites/{plate}/{well}/{field}/events/fates.parquet"),
         labels=site_paths("results/sites/{plate}/{well}/{field}/track/{population}_track_labels.tif",
                           POPULATIONS),
+        target_labels=site_paths("results/sites/{plate}/{well}/{field}/events/target_labels.tif"),
         truth=site_paths("resources/simulated/{plate}/{well}/{field}/truth/truth.json"),
         images=list(samples["image"]),
     output:

@@ -28,11 +28,13 @@ for event, out in zip(snakemake.params.events, snakemake.output, strict=False):
     for ex in picked.to_dict("records"):
         plate, well, field = ex["site"].split("/")
         image = next(s[3] for s in sites if (s[0], s[1], s[2]) == (plate, well, field))
-        d = Path("results/sites", plate, well, field, "track")
+        d = Path("results/sites", plate, well, field)
         with Movie(image) as movie:
-            tl = tifffile.imread(d / "target_track_labels.tif")
-            el = tifffile.imread(d / "effector_track_labels.tif")
-            tiles = example_tiles(movie, tl, el, pd.read_parquet(d / "target_tracks.parquet"),
+            # target ids as the scorer repaired them (events/), effectors as tracked
+            tl = tifffile.imread(d / "events" / "target_labels.tif")
+            el = tifffile.imread(d / "track" / "effector_track_labels.tif")
+            tiles = example_tiles(movie, tl, el,
+                                  pd.read_parquet(d / "events" / "target_tracks.parquet"),
                                   imaging["channels"], ex, g.frames, crop,
                                   float(imaging["frame_interval_min"]))
         examples.append({**tiles, "label": f"{ex['site']} target {ex['target_track_id']}"})

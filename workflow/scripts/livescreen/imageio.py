@@ -26,6 +26,31 @@ class MovieError(ValueError):
     """A raw movie cannot be read as declared."""
 
 
+def tcyx_shape(series) -> tuple[int, int, int, int] | None:
+    """(T, C, Y, X) shape of a tifffile series, or None if its axes are not TCYX.
+
+    tifffile drops axes of length 1 (a single-frame OME-TIFF reads as ``CYX``);
+    the unsqueezed axes are used so that such a movie is still accepted.
+
+    Parameters
+    ----------
+    series : tifffile.TiffPageSeries
+        The image series.
+
+    Returns
+    -------
+    tuple of int or None
+    """
+    if series.axes == "TCYX":
+        return tuple(int(n) for n in series.shape)
+    axes, shape = series.get_axes(False), series.get_shape(False)
+    kept = [(a, n) for a, n in zip(axes, shape, strict=True) if a in "TCYX"]
+    others_single = all(n == 1 for a, n in zip(axes, shape, strict=True) if a not in "TCYX")
+    if "".join(a for a, _ in kept) == "TCYX" and others_single:
+        return tuple(int(n) for _, n in kept)
+    return None
+
+
 class Movie:
     """A (T, C, Y, X) movie on disk, opened read-only.
 
@@ -57,13 +82,14 @@ class Movie:
         except (tifffile.TiffFileError, OSError, ValueError) as err:
             raise MovieError(f"{self.path}: not a readable TIFF image ({err})") from err
         series = self._tif.series[0]
-        if series.axes != "TCYX":
+        shape = tcyx_shape(series)
+        if shape is None:
             self._tif.close()
             raise MovieError(
                 f"{self.path}: image axes are '{series.axes}' (shape {series.shape}); "
                 "expected 'TCYX'"
             )
-        self.shape = tuple(int(n) for n in series.shape)
+        self.shape = shape
         self.dtype = np.dtype(series.dtype)
         self._pages = series.pages
         if len(self._pages) != self.shape[0] * self.shape[1]:
@@ -182,7 +208,7 @@ def write_labels(path: str | PathLike, labels: np.ndarray) -> None:
                          f"{labels.shape}")
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, labels.astype(np.uint32, copy=False), compression="zlib",
-                         metadata={"axes": "TYX"})
+                         photometric="minisblack", metadata={"axes": "TYX"})
 
 
 def write_movie(path: str | PathLike, movie: np.ndarray, pixel_size_um: float,
@@ -213,7 +239,8 @@ def write_movie(path: str | PathLike, movie: np.ndarray, pixel_size_um: float,
     if channel_names:
         metadata["Channel"] = {"Name": list(channel_names)}
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, movie, ome=True, compression="zlib", metadata=metadata)
+        tifffile.imwrite(tmp, movie, ome=True, compression="zlib", photometric="minisblack",
+                         metadata=metadata)
 
 
 def inspect_movie(movie: Movie, channels: dict[str, int | None]) -> dict:

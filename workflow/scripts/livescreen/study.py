@@ -272,9 +272,14 @@ def read_image_header(path: str | PathLike) -> ImageHeader:
     """
     import tifffile
 
+    from livescreen.imageio import tcyx_shape
+
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            shape = tcyx_shape(series)
+            if shape is not None:  # single-frame movies read as CYX: keep T
+                return ImageHeader(axes="TCYX", shape=shape, dtype=str(series.dtype))
             return ImageHeader(axes=series.axes, shape=tuple(series.shape),
                                dtype=str(series.dtype))
     except (tifffile.TiffFileError, OSError, ValueError, IndexError) as err:

@@ -370,7 +370,7 @@ def validate_gt_labels(truth: Mapping, movie, *, imaging: Mapping, track_cfg: Ma
 
 def validate_outputs(events_dir, track_dir, truth: Mapping, *, imaging: Mapping,
                      params) -> pd.DataFrame:
-    """Workflow path: a site's ``events/`` tables and ``track/`` labels vs truth."""
+    """Workflow path: a site's ``events/`` tables and labels vs truth."""
     from pathlib import Path
 
     import tifffile
@@ -379,8 +379,9 @@ def validate_outputs(events_dir, track_dir, truth: Mapping, *, imaging: Mapping,
 
     ev, tr = Path(events_dir), Path(track_dir)
     tables = {n: pd.read_parquet(ev / f"{n}.parquet") for n in ("encounters", "fates")}
-    labels = {pop: tifffile.imread(tr / f"{pop}_track_labels.tif")
-              for pop in ("target", "effector")}
+    # Target ids as the scorer left them (inner/host swaps repaired), effectors as tracked.
+    labels = {"target": tifffile.imread(ev / "target_labels.tif"),
+              "effector": tifffile.imread(tr / "effector_track_labels.tif")}
     grid = to_pixels_frames(params, imaging["pixel_size_um"], imaging["frame_interval_min"])
     return validate_site(tables, truth, labels, truth["labels"], n_frames=truth["n_frames"],
                          survive_frames=grid.survive_frames,
