@@ -42,10 +42,21 @@ def study_dir(tmp_path: Path) -> Path:
     Returns the directory; its ``config.yaml`` points at its own ``samples.tsv``.
     """
     shutil.copy(REPO / "tests" / "config" / "samples.tsv", tmp_path / "samples.tsv")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tests_config(), sort_keys=False))
+    return tmp_path
+
+
+def tests_config() -> dict:
+    """The tests-sized study's config for a run in another directory.
+
+    The sample sheet is expected beside it; model files are made absolute.
+    """
     cfg = yaml.safe_load((REPO / "tests" / "config" / "config.yaml").read_text())
     cfg["samples"] = "samples.tsv"
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return tmp_path
+    for pop in (cfg.get("segment") or {}).get("populations", {}).values():
+        if str(pop.get("model", "")).endswith(".pth"):
+            pop["model"] = str(REPO / pop["model"])
+    return cfg
 
 
 def load_yaml(path: Path) -> dict:

@@ -22,9 +22,8 @@ from livescreen.segment.training import evaluate, simulate_training_set, train_m
 REPO = Path(__file__).resolve().parents[1]
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 @pytest.mark.parametrize("population", ["target", "effector"])
 def test_demo_model_ap50(population, tmp_path, monkeypatch, record_property):
     monkeypatch.chdir(REPO)  # model paths in the demo config are relative to the repository
@@ -50,3 +49,20 @@ def test_demo_model_ap50(population, tmp_path, monkeypatch, record_property):
                                         result["ap_mean"], result["tp"], result["fp"],
                                         result["fn"])
     assert result["ap_mean"] >= 0.9, result
+
+
+# --- the committed demo weights (models/demo/, fp16) on held-out frames: fast, always run ---
+
+COMMITTED_AP_FLOOR = {"target": 0.75, "effector": 0.75}  # measured 0.806 / 0.819 (see docs)
+
+
+@pytest.mark.parametrize("population", ["target", "effector"])
+def test_committed_demo_weights_ap50(population, record_property):
+    configure_torch(2)
+    val_images, val_masks = simulate_training_set(DEMO["simulate"], DEMO["imaging"],
+                                                  population, "validation", 4, 2)
+    model = load_model(REPO / "models" / "demo" / f"{population}.pth")
+    result = evaluate(model, val_images, val_masks, eval_params(DEMO, population))
+    record_property("ap50", result["ap_mean"])
+    # Regression floor at the measured level; the target (0.9) is not met yet.
+    assert result["ap_mean"] >= COMMITTED_AP_FLOOR[population], result
