@@ -181,3 +181,33 @@ def object_features(labels: np.ndarray, image: np.ndarray | None = None,
     if not tables:
         return _empty_features(names)
     return pd.concat(tables, ignore_index=True)
+
+
+def label_overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of overlapping objects of two label images, with its IoU.
+
+    Vectorised: one ``np.unique`` over the pixels where both images are labelled.
+
+    Parameters
+    ----------
+    a, b : (Y, X) int arrays
+        Label images of the same shape (0 = background). Not modified.
+
+    Returns
+    -------
+    ids_a, ids_b : int64 arrays
+        Labels of each overlapping pair.
+    iou : float array
+        Intersection over union of each pair.
+    """
+    m = (a > 0) & (b > 0)
+    if not m.any():
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0)
+    av, bv = a[m].astype(np.int64), b[m].astype(np.int64)
+    base = int(bv.max()) + 1
+    key, inter = np.unique(av * base + bv, return_counts=True)
+    ids_a, ids_b = key // base, key % base
+    na = np.bincount(a.ravel().astype(np.int64))
+    nb = np.bincount(b.ravel().astype(np.int64))
+    return ids_a, ids_b, inter / (na[ids_a] + nb[ids_b] - inter)

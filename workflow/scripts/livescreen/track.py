@@ -34,7 +34,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from livescreen.features import channel_names, object_features
+from livescreen.features import channel_names, label_overlaps, object_features
 from livescreen.track_models import TrackingParams, btrack_config
 
 log = logging.getLogger(__name__)
@@ -309,17 +309,9 @@ def frame_overlaps(labels: np.ndarray, iou_min: float = 0.5) -> pd.DataFrame:
     labels = np.asarray(labels)
     rows = []
     for t in range(1, labels.shape[0]):
-        a, b = labels[t - 1], labels[t]
-        m = (a > 0) & (b > 0)
-        if not m.any():
+        pa_, pb_, iou = label_overlaps(labels[t - 1], labels[t])
+        if not len(iou):
             continue
-        av, bv = a[m].astype(np.int64), b[m].astype(np.int64)
-        base = int(bv.max()) + 1
-        key, inter = np.unique(av * base + bv, return_counts=True)
-        pa_, pb_ = key // base, key % base
-        na = np.bincount(a.ravel().astype(np.int64))
-        nb = np.bincount(b.ravel().astype(np.int64))
-        iou = inter / (na[pa_] + nb[pb_] - inter)
         ok = iou >= iou_min
         rows.append(pd.DataFrame({"frame": t, "label_prev": pa_[ok], "label_id": pb_[ok],
                                   "iou": iou[ok]}))

@@ -34,6 +34,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from livescreen.features import label_overlaps
+
 log = logging.getLogger(__name__)
 
 #: Event types scored, with their onset definition (true and predicted alike).
@@ -71,16 +73,10 @@ def frame_pairs(pred_labels: np.ndarray, true_labels: np.ndarray, iou_min: float
         raise ValueError(f"label shapes differ: {pred_labels.shape} vs {true_labels.shape}")
     rows = []
     for t, (p, q) in enumerate(zip(pred_labels, true_labels, strict=False)):
-        m = (p > 0) & (q > 0)
-        if not m.any():
+        pid, tid, iou = label_overlaps(p, q)
+        if not len(iou):
             continue
-        pv, tv = p[m].astype(np.int64), q[m].astype(np.int64)
-        base = int(tv.max()) + 1
-        key, inter = np.unique(pv * base + tv, return_counts=True)
-        pid, tid = key // base, key % base
-        pa = np.bincount(p.ravel().astype(np.int64))
-        ta = np.bincount(q.ravel().astype(np.int64))
-        ok = inter / (pa[pid] + ta[tid] - inter) >= iou_min
+        ok = iou >= iou_min
         rows.append(pd.DataFrame({"frame": t, "pred_id": pid[ok], "true_id": tid[ok]}))
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in ("frame", "pred_id",
