@@ -95,6 +95,6 @@ rule validate_events:
         mem_mb=4000,
         runtime=60,
     conda:
-        "../../envs/livescreen.yaml"
+        "../../envs/btrack.yaml"
     script:
         "../scripts/validate_events.py"
