@@ -59,6 +59,43 @@ def tests_config() -> dict:
     return cfg
 
 
+def make_study(workdir: Path) -> Path:
+    """Write the tests-sized study (config.yaml + samples.tsv) into ``workdir``."""
+    shutil.copy(REPO / "tests" / "config" / "samples.tsv", workdir / "samples.tsv")
+    save_yaml(workdir / "config.yaml", tests_config())
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """The tests-sized study run to completion once per session (the shared run).
+
+    Every whole-workflow test that only reads results uses this one run
+    (tests/test_workflow.py, test_stats_workflow.py, test_reliability.py);
+    tests that change config or inputs work on dry runs or on their own copy.
+    For development, ``LIVESCREEN_FINISHED_RUN=<dir>`` reuses (and first
+    brings up to date) a study directory made by an earlier session.
+    """
+    reuse = os.environ.get("LIVESCREEN_FINISHED_RUN")
+    if reuse:
+        workdir = Path(reuse)
+        if not (workdir / "config.yaml").is_file():
+            make_study(workdir)
+    else:
+        workdir = make_study(tmp_path_factory.mktemp("study"))
+    res = run_snakemake(workdir, "--configfile", "config.yaml", "--cores", "2", timeout=1500)
+    assert res.returncode == 0, res.stderr[-6000:]
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def finished_report(finished_run) -> Path:
+    """The Snakemake HTML report of :func:`finished_run`."""
+    res = run_snakemake(finished_run, "--configfile", "config.yaml", "--report", "report.html")
+    assert res.returncode == 0, res.stderr[-6000:]
+    return finished_run / "report.html"
+
+
 def load_yaml(path: Path) -> dict:
     return yaml.safe_load(Path(path).read_text())
 

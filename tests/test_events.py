@@ -66,6 +66,18 @@ def test_enclosure_inside_filled_host_with_rim_and_not_for_neighbours():
     assert e[["inner_track_id", "host_track_id"]].values.tolist() == [[5, 2]]
 
 
+def test_enclosure_at_the_image_edge_ignores_what_lies_beyond():
+    lab = np.zeros((60, 60), np.uint32)
+    lab[disc(lab.shape, 30, 6, 16)] = 2      # host cut by the left edge ...
+    lab[disc(lab.shape, 30, 6, 8)] = 0       # ... with a rim ...
+    lab[disc(lab.shape, 30, 6, 7)] = 5       # ... around an inner cell cut by the edge too
+    lab[disc(lab.shape, 30, 58, 8)] = 7      # a cell mostly beyond the right edge ...
+    lab[:, 50:54] = 3                        # ... pressed against a neighbour
+    e = frame_enclosures(lab, gap_px=1.5, boundary_fraction=0.75, inside_fraction=0.9)
+    assert e[["inner_track_id", "host_track_id"]].values.tolist() == [[5, 2]]
+    assert e["boundary_fraction"].iloc[0] == pytest.approx(1.0)
+
+
 # ------------------------------------------------------------------ awkward input
 
 

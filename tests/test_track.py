@@ -53,7 +53,10 @@ def dividing_scene():
 
 def test_targets_linked_and_divisions_found(dividing_scene, tmp_path):
     labels, truth = dividing_scene
-    table = run(labels, "target", max_speed_um_per_min=6, max_gap_min=5)
+    # the scene's daughters are discs as large as their mother (total area x2),
+    # so the daughter-size check is widened beyond its physical default
+    table = run(labels, "target", max_speed_um_per_min=6, max_gap_min=5,
+                division_area_change=1.5)
     s = link_scores(table, truth)
     assert s["n_divisions_true"] >= 10
     assert s["link_recall"] >= 0.97 and s["link_precision"] >= 0.97, s
@@ -255,3 +258,37 @@ def test_gowt1_tra():
     table, scores, _ = mod.run(n_frames=40)
     assert scores["TRA"] >= 0.9, scores
     TracksTable.validate(table)
+
+
+def _division_case(daughter_areas, mother_area=400):
+    """Mother track 1 (frames 0-2) and daughters 2, 3, ... from frame 3."""
+    rows = [(f, mother_area, 1) for f in range(3)]
+    for k, a in enumerate(daughter_areas):
+        rows += [(f, a, 2 + k) for f in range(3, 6)]
+    feats = pd.DataFrame(rows, columns=["frame", "area_px", "track"])
+    parents = {1: 0, **{2 + k: 1 for k in range(len(daughter_areas))}}
+    return feats, feats["track"].to_numpy(np.int64), parents
+
+
+@pytest.mark.parametrize("areas, kept", [
+    ([230, 250], True),       # mitosis: halves adding up to about the mother (x1.2)
+    ([390, 4], False),        # a 4-px fragment beside the cell
+    ([400, 700], False),      # cell-in-cell: inner cell + host ring (x2.75)
+    ([180, 170, 60], False),  # three "daughters"
+    ([395], False),           # one daughter: the cell continues
+])
+def test_check_divisions_keeps_only_mitosis_like_splits(areas, kept):
+    from livescreen.track import check_divisions
+
+    feats, track_of, parents = _division_case(areas)
+    new_of, new_par, n = check_divisions(feats, track_of, parents, 0.4, 0.5)
+    assert (n == 0) is kept
+    assert track_of.tolist() == feats["track"].tolist()   # input not modified
+    if kept:
+        assert new_par == parents and (new_of == track_of).all()
+        return
+    # the daughter most like the mother continues track 1; the others have no parent
+    heir = 2 + int(np.argmin(np.abs(np.log(np.array(areas) / 400))))
+    assert (new_of[track_of == heir] == 1).all()
+    assert heir not in new_par
+    assert all(new_par[2 + k] == 0 for k in range(len(areas)) if 2 + k != heir)

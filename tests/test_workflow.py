@@ -1,28 +1,20 @@
-"""Whole-workflow runs of the tests-sized study (tests/config) with Snakemake."""
+"""Whole-workflow runs of the tests-sized study (tests/config) with Snakemake.
+
+The finished run (fixture ``finished_run``) is shared with the other workflow
+test modules (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
 import tifffile
 
-from conftest import REPO, load_yaml, run_snakemake, save_yaml, tests_config
+from conftest import REPO, load_yaml, run_snakemake
 
 pytestmark = pytest.mark.workflow
-
-
-@pytest.fixture(scope="session")
-def finished_run(tmp_path_factory):
-    """Run the tests-sized study to completion once; return its working directory."""
-    workdir = tmp_path_factory.mktemp("study")
-    shutil.copy(REPO / "tests" / "config" / "samples.tsv", workdir / "samples.tsv")
-    save_yaml(workdir / "config.yaml", tests_config())
-    res = run_snakemake(workdir, "--configfile", "config.yaml", "--cores", "2", timeout=1500)
-    assert res.returncode == 0, res.stderr[-6000:]
-    return workdir
 
 
 @pytest.fixture(scope="session")

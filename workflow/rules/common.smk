@@ -1,6 +1,7 @@
 # Shared set-up: config and sample-sheet validation, wildcard constraints and
 # input functions. Loaded first by the Snakefile.
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,53 @@ def _validate(data, schema, source):
         raise WorkflowError(study.explain_validation_error(err, source)) from None
 
 
+#: Image headers read by earlier runs in this working directory, keyed by path
+#: and valid while the file's size and mtime are unchanged: a rerun of a
+#: 1,536-site plate does not re-open 1,536 movies just to plan.
+HEADER_CACHE = Path(".snakemake", "livescreen", "image_headers.json")
+
+
+def _file_stamp(path):
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _cached_headers(images):
+    """Cached headers of the images that did not change since they were read."""
+    try:
+        entries = json.loads(HEADER_CACHE.read_text())
+    except (OSError, ValueError):
+        return {}
+    headers = {}
+    for image in set(images):
+        entry = entries.get(image)
+        try:
+            if entry and entry["stamp"] == _file_stamp(image):
+                headers[image] = study.ImageHeader(axes=entry["axes"], shape=tuple(entry["shape"]),
+                                                   dtype=entry["dtype"])
+        except (OSError, KeyError, TypeError):
+            continue
+    return headers
+
+
+def _save_headers(headers):
+    """Write the cache (atomically; a failure only costs re-reading next time)."""
+    entries = {}
+    for image, h in headers.items():
+        try:
+            entries[image] = {"stamp": _file_stamp(image), "axes": h.axes,
+                              "shape": list(h.shape), "dtype": h.dtype}
+        except OSError:
+            continue
+    try:
+        HEADER_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        tmp = HEADER_CACHE.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(entries))
+        os.replace(tmp, HEADER_CACHE)
+    except OSError:
+        pass
+
+
 def _load_study():
     """Validate config and sample sheet; return the sheet indexed by site."""
     _validate(config, CONFIG_SCHEMA, _config_source())
@@ -39,10 +87,17 @@ def _load_study():
         sheet = study.read_sample_sheet(config["samples"])
         _validate(sheet, SAMPLES_SCHEMA, config["samples"])
         study.check_sites(sheet, config["samples"], config["study"]["control_condition"])
-        # Image headers are checked once, by the main process (not in every job).
+        # Image headers are checked once, by the main process (not in every job);
+        # headers of movies unchanged since the last run come from a cache.
         if workflow.is_main_process:
-            study.check_images(sheet, config["samples"], config["imaging"],
-                               simulate=config.get("simulate", {}).get("enabled", False))
+            # sites excluded in the sheet (e.g. a corrupt movie) are not opened
+            kept = study.included(sheet)
+            cached = _cached_headers(kept["image"])
+            headers = study.check_images(
+                kept, config["samples"], config["imaging"],
+                simulate=config.get("simulate", {}).get("enabled", False), headers=cached)
+            if headers.keys() - cached.keys():
+                _save_headers(headers)
     except study.StudyDesignError as err:
         raise WorkflowError(str(err)) from None
     return sheet.set_index(list(study.SITE_KEYS), drop=False).sort_index()
@@ -79,18 +134,24 @@ def get_image(wildcards):
     return _SITE_ROWS[(wildcards.plate, wildcards.well, wildcards.field)]["image"]
 
 
+# Sites processed: every row of the sheet without an 'exclude' reason.
+_INCLUDED = study.included(samples)
+
+
 def site_paths(pattern, populations=None):
-    """Format ``pattern`` for every site of the sample sheet (and population)."""
-    sites = samples[list(study.SITE_KEYS)].to_dict("records")
-    if populations is None:
-        return [pattern.format(**site) for site in sites]
-    return [pattern.format(population=p, **site) for site in sites for p in populations]
+    """Format ``pattern`` for every processed site (and population), sheet order."""
+    return study.format_sites(_INCLUDED, pattern, populations)
+
+
+def site_images():
+    """Raw image paths of every processed site."""
+    return [str(v) for v in _INCLUDED["image"]]
 
 
 def site_records():
-    """(plate, well, field, image) of every site, in sample-sheet order."""
+    """(plate, well, field, image) of every processed site, in sample-sheet order."""
     return [(str(r.plate), str(r.well), str(r.field), str(r.image))
-            for r in samples.itertuples(index=False)]
+            for r in _INCLUDED.itertuples(index=False)]
 
 
 def all_outputs():

@@ -44,7 +44,7 @@ rule event_gallery:
                           POPULATIONS),
         target_labels=site_paths("results/sites/{plate}/{well}/{field}/events/target_labels.tif"),
         tracks=site_paths("results/sites/{plate}/{well}/{field}/events/target_tracks.parquet"),
-        images=list(samples["image"]),
+        images=site_images(),
     output:
         [report(f"results/figures/gallery/{event}.png", caption="../report/events_gallery.rst",
                 category="Events", subcategory="Gallery", labels={"event": event})
@@ -76,7 +76,7 @@ rule validate_events:
                           POPULATIONS),
         target_labels=site_paths("results/sites/{plate}/{well}/{field}/events/target_labels.tif"),
         truth=site_paths("resources/simulated/{plate}/{well}/{field}/truth/truth.json"),
-        images=list(samples["image"]),
+        images=site_images(),
     output:
         summary=report("results/validation/events.parquet", caption="../report/events_validation.rst",
                        category="Events", subcategory="Validation"),

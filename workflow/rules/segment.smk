@@ -95,6 +95,8 @@ rule train_cellpose:
 rule segment_population:
     input:
         image=get_image,
+        # segment only movies that passed the image check (NaN, black, ...)
+        image_qc="results/qc/images/{plate}/{well}/{field}.json",
         model=lambda wc: segment_rules.model_path(config, wc.population),
     output:
         labels="results/sites/{plate}/{well}/{field}/segment/{population}_labels.tif",

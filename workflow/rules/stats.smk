@@ -1,6 +1,8 @@
 # Statistics (docs/statistics.md): per-well fractions, per-condition means
 # with 95% CIs over wells, comparisons with the control (BH q), 4PL
 # dose-response and plate QC (Z', SSMD). The well is the replicate unit.
+# provenance.json: the run's config and sample-sheet hashes, git commit, package
+# versions and the SHA-256 of every study table (shown in the report).
 
 
 rule stats_tables:
@@ -19,6 +21,8 @@ rule stats_tables:
                              caption="../report/table_dose_response.rst", category="Tables"),
         plate_qc=report("results/tables/plate_qc.parquet",
                         caption="../report/table_plate_qc.rst", category="Tables"),
+        provenance=report("results/tables/provenance.json", caption="../report/provenance.rst",
+                          category="Provenance"),
     log:
         "logs/stats_tables.log",
     benchmark:

@@ -10,6 +10,7 @@ under the final name.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import tempfile
@@ -51,6 +52,75 @@ def tcyx_shape(series) -> tuple[int, int, int, int] | None:
     return None
 
 
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def open_tiff(path: str | PathLike):
+    """Open a TIFF read-only and parse its first series; reject damaged files.
+
+    tifffile recovers from a truncated or damaged file by logging an error and
+    returning fewer pages (which then look like a different axis order). Here
+    such a file is an error that says so: tifffile errors while parsing, image
+    data that extend past the end of the file, or an empty image.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The image.
+
+    Returns
+    -------
+    tuple
+        ``(tif, series)``: the open ``tifffile.TiffFile`` (close it) and its
+        first series.
+
+    Raises
+    ------
+    MovieError
+        Naming the file and what is wrong with it.
+    """
+    import tifffile
+
+    path = Path(path)
+    tif_log = logging.getLogger("tifffile")
+    collect = _Collect()
+    tif_log.addHandler(collect)
+    try:
+        try:
+            tif = tifffile.TiffFile(path, mode="rb")
+        except (tifffile.TiffFileError, OSError, ValueError) as err:
+            raise MovieError(f"{path}: not a readable TIFF image ({err})") from err
+        try:
+            series = tif.series[0] if tif.series else None
+        except Exception as err:  # tifffile raises many kinds on damaged files
+            tif.close()
+            raise MovieError(f"{path}: not a readable TIFF image ({err})") from err
+    finally:
+        tif_log.removeHandler(collect)
+    size = path.stat().st_size
+    problem = None
+    if collect.messages:
+        problem = f"damaged or truncated TIFF ({collect.messages[0]})"
+    elif series is None or any(n == 0 for n in series.shape):
+        problem = f"empty image (shape {None if series is None else series.shape})"
+    else:
+        ends = [o + n for page in series.pages if page is not None
+                for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)]
+        if ends and max(ends) > size:
+            problem = (f"truncated TIFF: image data end at byte {max(ends)} but the file has "
+                       f"{size} bytes")
+    if problem:
+        tif.close()
+        raise MovieError(f"{path}: {problem}")
+    return tif, series
+
+
 class Movie:
     """A (T, C, Y, X) movie on disk, opened read-only.
 
@@ -74,14 +144,8 @@ class Movie:
     """
 
     def __init__(self, path: str | PathLike):
-        import tifffile
-
         self.path = Path(path)
-        try:
-            self._tif = tifffile.TiffFile(self.path, mode="rb")
-        except (tifffile.TiffFileError, OSError, ValueError) as err:
-            raise MovieError(f"{self.path}: not a readable TIFF image ({err})") from err
-        series = self._tif.series[0]
+        self._tif, series = open_tiff(self.path)
         shape = tcyx_shape(series)
         if shape is None:
             self._tif.close()
@@ -161,7 +225,10 @@ class Movie:
 def atomic_path(path: str | PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` on success.
 
-    On an exception the temporary file is removed and ``path`` is untouched.
+    On an exception the temporary file is removed and ``path`` is untouched. A
+    process killed outright (``kill -9``) leaves its temporary behind under a
+    hidden name (``.<name>.<random>.tmp<suffixes>``), never a partial ``path``;
+    the next write of ``path`` removes it.
 
     Parameters
     ----------
@@ -175,8 +242,12 @@ def atomic_path(path: str | PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-                               + "".join(path.suffixes))
+    suffix = ".tmp" + "".join(path.suffixes)
+    # A temporary of this path left by a killed writer (kill -9 skips the cleanup
+    # below) is removed now that the output is being written again.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*{glob.escape(suffix)}"):
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     tmp = Path(tmp)
     # mkstemp creates the file 0600; give it the permissions of an ordinary new file.
@@ -211,9 +282,42 @@ def write_labels(path: str | PathLike, labels: np.ndarray) -> None:
                          photometric="minisblack", metadata={"axes": "TYX"})
 
 
+def content_uuid(array: np.ndarray, *extra: object) -> str:
+    """A UUID derived from an array's bytes, shape and dtype (and ``extra``).
+
+    OME-XML requires a UUID per file; tifffile draws a random one, which makes
+    two writes of the same movie differ in their bytes. A UUID derived from the
+    content is as unique as the content and keeps outputs byte-identical.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        The pixels.
+    *extra : object
+        Further values that identify the file (e.g. metadata); their ``repr``
+        is hashed.
+
+    Returns
+    -------
+    str
+        ``"urn:uuid:..."`` (a version-4-formatted UUID).
+    """
+    import hashlib
+    import uuid
+
+    h = hashlib.sha256()
+    h.update(repr((array.shape, str(array.dtype), *extra)).encode())
+    h.update(np.ascontiguousarray(array).data)
+    return uuid.UUID(bytes=h.digest()[:16], version=4).urn
+
+
 def write_movie(path: str | PathLike, movie: np.ndarray, pixel_size_um: float,
-                frame_interval_min: float, channel_names: list[str] | None = None) -> None:
+                frame_interval_min: float, channel_names: list[str] | None = None,
+                uuid: str | None = None) -> None:
     """Write a (T, C, Y, X) movie as a zlib-compressed OME-TIFF, atomically.
+
+    The file carries no timestamp and its OME UUID derives from the content
+    (:func:`content_uuid`) unless given, so the same movie gives the same bytes.
 
     Parameters
     ----------
@@ -227,6 +331,8 @@ def write_movie(path: str | PathLike, movie: np.ndarray, pixel_size_um: float,
         Frame interval in minutes (written as TimeIncrement).
     channel_names : list of str, optional
         One name per channel.
+    uuid : str, optional
+        OME UUID (``"urn:uuid:..."``); default: derived from pixels and metadata.
     """
     import tifffile
 
@@ -238,6 +344,7 @@ def write_movie(path: str | PathLike, movie: np.ndarray, pixel_size_um: float,
                 "TimeIncrement": frame_interval_min, "TimeIncrementUnit": "min"}
     if channel_names:
         metadata["Channel"] = {"Name": list(channel_names)}
+    metadata["UUID"] = uuid or content_uuid(movie, sorted(metadata.items(), key=str))
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, movie, ome=True, compression="zlib", photometric="minisblack",
                          metadata=metadata)

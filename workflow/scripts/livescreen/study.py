@@ -39,6 +39,10 @@ RESERVED_COLUMNS = frozenset({
     "y_px", "x_px", "y_um", "x_um", "area_um2", "generation", "outcome", "target_track_id",
     "effector_track_id", "host_track_id",
 })
+#: Optional sample-sheet column: a non-empty value excludes the site from the
+#: study tables and statistics and gives the reason (recorded in
+#: ``results/tables/missing_sites.parquet``).
+EXCLUDE_COLUMN = "exclude"
 #: Where the simulator writes each site's movie (relative to the working directory).
 SIMULATED_IMAGE = "resources/simulated/{plate}/{well}/{field}/image.ome.tif"
 
@@ -268,22 +272,20 @@ def read_image_header(path: str | PathLike) -> ImageHeader:
     Raises
     ------
     StudyDesignError
-        If the file cannot be parsed as a TIFF.
+        If the file cannot be parsed as a TIFF, is truncated or damaged, or
+        holds an empty image.
     """
-    import tifffile
-
-    from livescreen.imageio import tcyx_shape
+    from livescreen.imageio import MovieError, open_tiff, tcyx_shape
 
     try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            shape = tcyx_shape(series)
-            if shape is not None:  # single-frame movies read as CYX: keep T
-                return ImageHeader(axes="TCYX", shape=shape, dtype=str(series.dtype))
-            return ImageHeader(axes=series.axes, shape=tuple(series.shape),
-                               dtype=str(series.dtype))
-    except (tifffile.TiffFileError, OSError, ValueError, IndexError) as err:
-        raise StudyDesignError(f"{path}: not a readable TIFF image ({err})") from err
+        tif, series = open_tiff(path)
+    except MovieError as err:
+        raise StudyDesignError(str(err)) from err
+    with tif:
+        shape = tcyx_shape(series)
+        if shape is not None:  # single-frame movies read as CYX: keep T
+            return ImageHeader(axes="TCYX", shape=shape, dtype=str(series.dtype))
+        return ImageHeader(axes=series.axes, shape=tuple(series.shape), dtype=str(series.dtype))
 
 
 def check_image_header(header: ImageHeader, path: str | PathLike, axes: str,
@@ -389,6 +391,56 @@ def site_id(plate: str, well: str, field: str) -> str:
     str
     """
     return f"{plate}/{well}/{field}"
+
+
+def excluded_sites(sheet: pd.DataFrame) -> dict[str, str]:
+    """Sites that the sheet's ``exclude`` column takes out of the study tables.
+
+    Parameters
+    ----------
+    sheet : pandas.DataFrame
+        The sample sheet (as read, or ``results/tables/samples.parquet``).
+
+    Returns
+    -------
+    dict
+        ``site_id`` -> reason, in sheet order; empty if the column is absent.
+    """
+    if EXCLUDE_COLUMN not in sheet.columns:
+        return {}
+    reason = sheet[EXCLUDE_COLUMN].fillna("").astype(str).str.strip()
+    keys = sheet[list(SITE_KEYS)].astype(str).itertuples(index=False)
+    return {site_id(*k): r for k, r in zip(keys, reason, strict=True) if r}
+
+
+def included(sheet: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``sheet`` not excluded by its ``exclude`` column."""
+    if EXCLUDE_COLUMN not in sheet.columns:
+        return sheet
+    return sheet[sheet[EXCLUDE_COLUMN].fillna("").astype(str).str.strip() == ""]
+
+
+def format_sites(sheet: pd.DataFrame, pattern: str,
+                 populations: Iterable[str] | None = None) -> list[str]:
+    """Format ``pattern`` with plate/well/field of every row (and each population).
+
+    Parameters
+    ----------
+    sheet : pandas.DataFrame
+        Sample-sheet rows.
+    pattern : str
+        A path with ``{plate}``, ``{well}``, ``{field}`` (and ``{population}``).
+    populations : iterable of str, optional
+        Populations, site-major order.
+
+    Returns
+    -------
+    list of str
+    """
+    sites = sheet[list(SITE_KEYS)].astype(str).to_dict("records")
+    if populations is None:
+        return [pattern.format(**site) for site in sites]
+    return [pattern.format(population=p, **site) for site in sites for p in populations]
 
 
 def wildcard_pattern(values: Iterable[str]) -> str:

@@ -158,3 +158,95 @@ def provenance(config: Mapping[str, Any], samples_path: str | PathLike,
     repo = repo or Path(__file__).resolve().parents[3]
     return {"config_sha256": config_sha256(config), "samples_sha256": file_sha256(samples_path),
             "git_commit": git_commit(repo)}
+
+
+#: Where :func:`livescreen.figures.style.save` stores a figure's provenance, per format.
+FIGURE_PROVENANCE_KEYS = {"png": "livescreen", "pdf": "Subject", "svg": "Description"}
+
+
+def figure_provenance(tables: Mapping[str, str | PathLike]) -> dict[str, Any]:
+    """Provenance of a figure drawn from study tables.
+
+    Parameters
+    ----------
+    tables : mapping
+        Table name -> Parquet file the figure was drawn from.
+
+    Returns
+    -------
+    dict
+        ``tables``: per table its SHA-256 and its own provenance (config and
+        sample-sheet hashes, git commit, excluded sites); ``packages``: the
+        versions recorded in the first table. Tables are traced, not the
+        machine that drew the figure, so redrawing archived tables keeps the
+        provenance of the run that made them.
+    """
+    out: dict[str, Any] = {"tables": {}}
+    for name, path in tables.items():
+        record = read_provenance(path)
+        out.setdefault("packages", record.pop("packages", {}))
+        record.pop("packages", None)
+        out["tables"][name] = {"sha256": file_sha256(path), **record}
+    return out
+
+
+def read_figure_provenance(path: str | PathLike) -> dict[str, Any]:
+    """The provenance record stored in a PNG, PDF or SVG figure (``{}`` if none).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A figure written by :func:`livescreen.figures.style.save`.
+
+    Returns
+    -------
+    dict
+    """
+    import re
+    from pathlib import Path
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt == "png":
+        from PIL import Image
+
+        with Image.open(path) as img:
+            text = img.text.get(FIGURE_PROVENANCE_KEYS["png"])
+    elif fmt == "pdf":
+        text = _pdf_info_string(path.read_bytes(), b"/Subject")
+    elif fmt == "svg":
+        m = re.search(r"<dc:description>(.*?)</dc:description>", path.read_text(), re.S)
+        import html
+
+        text = html.unescape(m.group(1)) if m else None
+    else:
+        raise ValueError(f"{path}: no provenance for format '{fmt}'")
+    return json.loads(text) if text else {}
+
+
+def _pdf_info_string(data: bytes, key: bytes) -> str | None:
+    """The literal string value of ``key`` in a PDF's (uncompressed) info dictionary.
+
+    matplotlib writes the info dictionary as plain text; provenance JSON is
+    ASCII (``json.dumps`` escapes the rest), so the literal-string escapes of
+    backslash, ``(`` and ``)`` are all that need undoing.
+    """
+    start = data.rfind(key + b" (")
+    if start < 0:
+        return None
+    i, depth, out = start + len(key) + 2, 1, bytearray()
+    while i < len(data):
+        c = data[i:i + 1]
+        if c == b"\\":
+            out += data[i + 1:i + 2]
+            i += 2
+            continue
+        if c == b"(":
+            depth += 1
+        elif c == b")":
+            depth -= 1
+            if depth == 0:
+                break
+        out += c
+        i += 1
+    return out.decode("latin-1")

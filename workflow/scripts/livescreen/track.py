@@ -388,6 +388,82 @@ def repair_overlap_swaps(features: pd.DataFrame, track_of: np.ndarray,
     return track_of, parents, n_swaps
 
 
+def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[int, int],
+                    min_size_ratio: float, area_change: float) -> tuple[np.ndarray, dict, int]:
+    """Undo divisions whose daughters do not look like the halves of a mitosis.
+
+    A dividing cell splits into two daughters of similar size whose areas add
+    up to about the mother's. Linking also "divides" a track where a small
+    fragment appears beside a cell (apoptotic blebs, a sliver of a cell
+    partly covered by another) or where a cell wraps around another
+    (cell-in-cell: host ring + inner cell). A division is kept only when it
+    has exactly two daughters, the smaller daughter's first area is at least
+    ``min_size_ratio`` of the larger's, and their summed first areas lie
+    within ``1 -/+ area_change`` of the mother's last area. Otherwise the
+    daughter whose first area is closest (in ratio) to the mother's last area
+    continues the mother's track (same id, the mother's parent) and the other
+    daughters become new tracks without a parent.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        ``frame`` and ``area_px`` per object.
+    track_of : (N,) int array
+        Track id per object (not modified).
+    parents : dict
+        Child track id -> parent track id, 0 for none (not modified). A parent
+        ends before its children start.
+    min_size_ratio : float
+        Smallest plausible ratio of the daughters' areas (smaller / larger).
+    area_change : float
+        Largest relative change of total area across the division.
+
+    Returns
+    -------
+    track_of : (N,) int array
+    parents : dict
+    n_undone : int
+        Divisions undone.
+    """
+    track_of = track_of.copy()
+    parents = {int(c): int(p) for c, p in parents.items()}
+    frame = features["frame"].to_numpy(np.int64)
+    area = features["area_px"].to_numpy(float)
+    n_undone = 0
+    while True:
+        df = pd.DataFrame({"track": track_of, "frame": frame, "area": area})
+        ordered = df.sort_values(["track", "frame"], kind="stable")
+        first = ordered.drop_duplicates("track").set_index("track")
+        last = ordered.drop_duplicates("track", keep="last").set_index("track")
+        children: dict[int, list[int]] = {}
+        for c, p in parents.items():
+            if p and c in first.index and p in last.index:
+                children.setdefault(p, []).append(c)
+        bad = None
+        for mother in sorted(children, key=lambda m: (last.at[m, "frame"], m)):
+            kids = sorted(children[mother])
+            a = first.loc[kids, "area"].to_numpy(float)
+            m_area = float(last.at[mother, "area"])
+            plausible = (len(kids) == 2 and a.min() >= min_size_ratio * a.max()
+                         and abs(a.sum() / max(m_area, 1.0) - 1.0) <= area_change)
+            if not plausible:
+                bad = (mother, kids, a, m_area)
+                break
+        if bad is None:
+            return track_of, parents, n_undone
+        mother, kids, a, m_area = bad
+        heir = kids[int(np.argmin(np.abs(np.log(np.maximum(a, 1.0) / max(m_area, 1.0)))))]
+        track_of[track_of == heir] = mother
+        for c, p in list(parents.items()):
+            if p == heir:
+                parents[c] = mother
+        parents.pop(heir, None)
+        for k in kids:
+            if k != heir:
+                parents[k] = 0
+        n_undone += 1
+
+
 def link_objects(features: pd.DataFrame, params: TrackingParams, pixel_size_um: float,
                  frame_interval_min: float, shape_yx: tuple[int, int],
                  btrack_log_level: int = logging.WARNING,
@@ -476,6 +552,14 @@ def link_objects(features: pd.DataFrame, params: TrackingParams, pixel_size_um: 
         if par and ends[par] >= starts[child]:
             log.warning("track %d starts before its parent %d ends; unlinking", child, par)
             parents[child] = 0
+    if params.divisions and "area_px" in features:
+        track_of, parents, n_undone = check_divisions(
+            features, track_of, parents, params.division_min_size_ratio,
+            params.division_area_change)
+        if n_undone:
+            log.info("%d implausible division(s) undone (daughter sizes; see "
+                     "check_divisions)", n_undone)
+        ids = np.unique(track_of)
     root, gen = _lineage(ids, parents)
     out = pd.DataFrame({
         "track_id": track_of,

@@ -55,6 +55,13 @@ class TrackingParams(BaseModel):
     division_distance_um : float
         Length scale of how far daughters appear from their mother's end
         (btrack ``lambda_branch``).
+    division_min_size_ratio : float
+        A division is kept only when the smaller daughter's area is at least
+        this fraction of the larger's (mitosis halves a cell; a fragment or a
+        cell wrapping around another is not a division).
+    division_area_change : float
+        ... and when the daughters' summed area is within 1 -/+ this of the
+        mother's last area.
     border_um : float
         Tracks may start or end within this distance of the image edge without
         penalty (btrack ``theta_dist``; ``lambda_dist`` is half of it).
@@ -88,6 +95,8 @@ class TrackingParams(BaseModel):
     max_gap_min: float = Field(ge=0)
     divisions: bool
     division_distance_um: float = Field(default=10.0, gt=0)
+    division_min_size_ratio: float = Field(default=0.4, ge=0, le=1)
+    division_area_change: float = Field(default=0.5, gt=0)
     border_um: float = Field(default=10.0, ge=0)
     link_distance_um: float = Field(default=10.0, gt=0)
     accuracy: float = Field(default=3.0, gt=0)

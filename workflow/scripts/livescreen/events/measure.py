@@ -84,8 +84,10 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
     Gaps up to ``gap_px`` between cells are first closed (each background pixel
     goes to the nearest label within that distance). A target *a* is enclosed
     by *b* when at least ``boundary_fraction`` of *a*'s outer boundary (4-
-    neighbour pixel edges, the image edge included) borders *b*, or at least
-    ``inside_fraction`` of *a*'s pixels lie inside *b*'s filled outline.
+    neighbour pixel edges) borders *b*, or at least ``inside_fraction`` of
+    *a*'s pixels lie inside *b*'s filled outline. Where *a* and *b* are both
+    cut by the image edge, what lies beyond is unknown: *a*'s edge pixels are
+    left out of its boundary when they are at most a quarter of it.
 
     Parameters
     ----------
@@ -109,23 +111,31 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
                           "inside_fraction": pd.Series(dtype=float)})
     if np.count_nonzero(np.unique(target)) < 2:
         return empty
-    lab = np.pad(_grow(target, gap_px).astype(np.int64), 1)
-    base = int(lab.max()) + 1
+    grown = _grow(target, gap_px).astype(np.int64)
+    edge = int(grown.max()) + 1          # the world beyond the image edge
+    lab = np.pad(grown, 1, constant_values=edge)
+    base = edge + 1
     # boundary edges between different labels, both directions
     a = np.concatenate([lab[:, :-1].ravel(), lab[:, 1:].ravel(), lab[:-1, :].ravel(),
                         lab[1:, :].ravel()])
     b = np.concatenate([lab[:, 1:].ravel(), lab[:, :-1].ravel(), lab[1:, :].ravel(),
                         lab[:-1, :].ravel()])
-    keep = (a != b) & (a > 0)
+    keep = (a != b) & (a > 0) & (a != edge)
     a, b = a[keep], b[keep]
-    perimeter = np.bincount(a, minlength=base).astype(float)
+    total = np.bincount(a, minlength=base).astype(float)
+    at_edge = np.bincount(a[b == edge], minlength=base).astype(float)
     pair_key, pair_n = np.unique(a * base + b, return_counts=True)
     pa_, pb_ = pair_key // base, pair_key % base
-    ok = pb_ > 0
-    bfrac = pair_n[ok] / perimeter[pa_[ok]]
+    ok = (pb_ > 0) & (pb_ != edge)
+    pa_, pb_, pair_n = pa_[ok], pb_[ok], pair_n[ok]
+    # the edge is discounted for an inner cell only when its host is cut by the
+    # edge too and the cut is a small part of the inner's boundary
+    cut = (at_edge[pa_] <= 0.25 * total[pa_]) & (at_edge[pb_] > 0)
+    bfrac = pair_n / np.where(cut, total[pa_] - at_edge[pa_], total[pa_])
     rows = {(int(i), int(h)): [float(f), 0.0]
-            for i, h, f in zip(pa_[ok], pb_[ok], bfrac, strict=True)}
+            for i, h, f in zip(pa_, pb_, bfrac, strict=True)}
     # filled outlines: candidate hosts whose bounding box contains the inner's
+    lab[lab == edge] = 0
     slices = ndi.find_objects(lab)
     ids = np.array([i + 1 for i, s in enumerate(slices) if s is not None], dtype=np.int64)
     if ids.size >= 2:

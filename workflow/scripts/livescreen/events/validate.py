@@ -336,22 +336,27 @@ def read_truth(truth_dir) -> dict:
 
 
 def validate_gt_labels(truth: Mapping, movie, *, imaging: Mapping, track_cfg: Mapping | None,
-                       params, plate: str, well: str, field: str) -> pd.DataFrame:
-    """GT-label path: true labels -> track stage -> events stage -> matches.
+                       params, plate: str, well: str, field: str,
+                       segmentation: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Label path: labels -> track stage -> events stage -> matches.
 
-    Isolates the events stage (and tracking) from segmentation errors.
+    With the true labels (default) this isolates the events stage (and
+    tracking) from segmentation errors; with ``segmentation`` (population ->
+    (T, Y, X) label stack, e.g. the workflow's own Cellpose masks) it runs
+    tracking and scoring as the workflow does, with the code as it is now.
     """
     from livescreen.events import score_labels, to_pixels_frames
     from livescreen.track import relabel_by_track, track_site
     from livescreen.track_models import tracking_params
 
+    source = truth["labels"] if segmentation is None else segmentation
     tracks, labels = {}, {}
     for pop in ("target", "effector"):
-        tracks[pop] = track_site(truth["labels"][pop], movie,
+        tracks[pop] = track_site(source[pop], movie,
                                  tracking_params(pop, (track_cfg or {}).get(pop)),
                                  imaging=imaging, plate=plate, well=well, field=field,
                                  population=pop)
-        labels[pop] = relabel_by_track(truth["labels"][pop], tracks[pop])
+        labels[pop] = relabel_by_track(source[pop], tracks[pop])
     out = score_labels(labels["target"], labels["effector"], movie, tracks["target"],
                        tracks["effector"], imaging=imaging, params=params, plate=plate,
                        well=well, field=field)
@@ -392,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``--source gt`` (default) simulates the sites of the sample sheet (or reads
     their truth from ``resources/simulated``), tracks the true labels and
     scores them; ``--source workflow`` reads a finished workflow's
-    ``results/sites/*/events`` and ``track`` outputs.
+    ``results/sites/*/events`` and ``track`` outputs; ``--source segmentation``
+    tracks and scores a finished workflow's own Cellpose label stacks
+    (``results/sites/*/segment``) with the current tracking and scoring code.
     """
     import yaml
 
@@ -404,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  description=main.__doc__)
     ap.add_argument("--config", default="config/config.yaml")
     ap.add_argument("--samples", default=None, help="sample sheet (default: the config's)")
-    ap.add_argument("--source", choices=["gt", "workflow"], default="gt")
+    ap.add_argument("--source", choices=["gt", "workflow", "segmentation"], default="gt")
     ap.add_argument("--sites", type=int, default=None, help="only the first N sites")
     ap.add_argument("--results", default="results")
     ap.add_argument("--resources", default="resources/simulated")
@@ -423,10 +430,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in sheet.to_dict("records"):
         site = {k: str(row[k]) for k in ("plate", "well", "field")}
         tdir = Path(args.resources, site["plate"], site["well"], site["field"], "truth")
+        sdir = Path(args.results, "sites", site["plate"], site["well"], site["field"])
         if args.source == "workflow":
-            sdir = Path(args.results, "sites", site["plate"], site["well"], site["field"])
             m = validate_outputs(sdir / "events", sdir / "track", read_truth(tdir),
                                  imaging=imaging, params=params)
+        elif args.source == "segmentation":
+            import tifffile
+
+            seg = {pop: tifffile.imread(sdir / "segment" / f"{pop}_labels.tif")
+                   for pop in ("target", "effector")}
+            with Movie(tdir.parent / "image.ome.tif") as movie:
+                m = validate_gt_labels(read_truth(tdir), movie, imaging=imaging,
+                                       track_cfg=cfg.get("track"), params=params,
+                                       segmentation=seg, **site)
         elif tdir.is_dir():
             with Movie(tdir.parent / "image.ome.tif") as movie:
                 m = validate_gt_labels(read_truth(tdir), movie, imaging=imaging,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -34,16 +36,29 @@ def figure(width_mm: float, height_mm: float, nrows: int = 1, ncols: int = 1, **
 
 
 def save(fig, stem: str | PathLike, formats: Iterable[str] = ("png", "pdf"),
-         dpi: int = 300) -> list[Path]:
-    """Write ``fig`` as ``stem.<fmt>`` for each format (no timestamps) and close it."""
+         dpi: int = 300, provenance: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write ``fig`` as ``stem.<fmt>`` for each format (no timestamps) and close it.
+
+    Each file is written atomically. ``provenance`` (e.g.
+    :func:`livescreen.tables.figure_provenance`) is embedded as JSON: PNG text
+    chunk ``livescreen``, PDF ``Subject``, SVG ``Description``; read it back
+    with :func:`livescreen.tables.read_figure_provenance`.
+    """
+    from livescreen.imageio import atomic_path
+    from livescreen.tables import FIGURE_PROVENANCE_KEYS
+
+    text = json.dumps(dict(provenance), sort_keys=True, default=str) if provenance else None
     paths = []
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
         meta = {"CreationDate": None} if fmt == "pdf" else ({"Date": None} if fmt == "svg"
-                                                          else None)
-        fig.savefig(path, dpi=dpi, metadata=meta)
+                                                          else {})
+        if text is not None and fmt in FIGURE_PROVENANCE_KEYS:
+            meta[FIGURE_PROVENANCE_KEYS[fmt]] = text
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, metadata=meta or None, format=fmt)
         paths.append(path)
     plt.close(fig)
     return paths

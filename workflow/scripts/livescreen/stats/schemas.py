@@ -236,3 +236,22 @@ class TrackLengths(pa.DataFrameModel):
     class Config:
         strict = True
         coerce = True
+
+
+class MissingSites(pa.DataFrameModel):
+    """Sites of the sample sheet left out of the study tables, and why.
+
+    A site is left out only when its sheet row says so (column ``exclude``,
+    e.g. after its jobs failed under ``--keep-going``); it is never dropped
+    silently. Empty when every site is in the tables.
+    """
+
+    site_id: Series[str] = pa.Field(unique=True)
+    plate: Series[str]
+    well: Series[str]
+    field: Series[str]
+    reason: Series[str] = pa.Field(str_length={"min_value": 1})
+
+    class Config:
+        strict = True
+        coerce = True
