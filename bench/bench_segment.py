@@ -102,6 +102,124 @@ print(int(hwm[0].split()[1]) / 1024 if hwm else
         return float(r.stdout.strip().splitlines()[-1])
 
 
+def compare_methods(backend, frames, params, rounds: int, truth=None) -> dict:
+    """Time the stage, tuned eval, default eval and forward pass on the same frames.
+
+    The methods are interleaved over ``rounds`` (a shared machine's load hits
+    them alike). Masks: the stage's vs the tuned eval's (must be identical),
+    agreement with the default eval, and AP@0.5 of each against ``truth`` when
+    given (a list of ground-truth label images).
+    """
+    from livescreen.segment.training import average_precision
+
+    prepared = [backend.prepare(f, params) for f in frames]
+    n = len(frames)
+    methods = {
+        "stage": lambda: list(backend.segment(frames, params)),
+        "tuned_eval": lambda: [backend.reference_eval(f, params) for f in frames],
+        "default_eval": lambda: [backend.reference_eval(f, params, tuned=False)
+                                 for f in frames],
+        "forward": lambda: [backend.forward_only(x, params) for x in prepared],
+    }
+    methods["stage"]()  # warm-up: numba compilation, oneDNN primitives
+    methods["forward"]()
+    times = {k: [] for k in methods}
+    outs = {}
+    for _ in range(rounds):
+        for k, fn in methods.items():
+            dt, outs[k] = timed(fn)
+            times[k].append(dt / n)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    best = {k: float(np.min(v)) for k, v in times.items()}
+    identical = all(np.array_equal(a, b) for a, b in zip(outs["stage"], outs["tuned_eval"],
+                                                         strict=True))
+    out = {"median_s_per_frame": med, "min_s_per_frame": best, "times_s_per_frame": times,
+           "stage_over_forward": med["stage"] / med["forward"],
+           "identical": identical, "frames": n,
+           "objects": int(sum(int(m.max()) for m in outs["stage"])),
+           "agreement_with_default_eval_ap50": average_precision(
+               outs["default_eval"], outs["stage"])["ap_mean"]}
+    if truth is not None:
+        out["ap50_vs_truth"] = {k: average_precision(truth, outs[k])["ap_pooled"]
+                                for k in ("stage", "tuned_eval", "default_eval")}
+    return out
+
+
+def print_comparison(r: dict) -> None:
+    med, best = r["median_s_per_frame"], r["min_s_per_frame"]
+    print(f"{'method':<14}{'s/frame median':>16}{'s/frame min':>13}{'x forward':>11}")
+    for k in med:
+        print(f"{k:<14}{med[k]:>16.3f}{best[k]:>13.3f}{med[k] / med['forward']:>11.2f}")
+    print(f"stage masks identical to tuned eval: {r['identical']} ({r['objects']} objects)")
+    print(f"stage vs default eval: AP@0.5 of agreement {r['agreement_with_default_eval_ap50']:.3f}")
+    if "ap50_vs_truth" in r:
+        print("AP@0.5 vs ground truth: " + ", ".join(f"{k} {v:.4f}"
+                                                    for k, v in r["ap50_vs_truth"].items()))
+
+
+def run(quick: bool = False, size: int = 512, frames: int | None = None,
+        rounds: int | None = None, threads: int = 2) -> dict:
+    """Suite entry: the demo weights (models/demo/target.pth) on simulated demo frames.
+
+    The frames are the demo simulator's (config/config.yaml) at ``size`` px,
+    with ground-truth masks, segmented with the demo config's target settings
+    (``eval_params``: what rule segment_population uses). Also the peak RSS of
+    a whole segment job (child process) on a movie of the same frames.
+    """
+    from bench_memory import DEMO_MODEL, demo_config, demo_site, segment_job_rss, write_tiled_movie
+    from common import figure
+
+    from livescreen.segment import eval_params
+    from livescreen.segment.cellpose3 import configure_torch, load_model, padded_size
+
+    frames_n = frames or (2 if quick else 4)
+    rounds = rounds or (1 if quick else 3)
+    configure_torch(threads)
+    cfg = demo_config(DEMO_MODEL, "target")
+    params = eval_params(cfg, "target")
+    site = demo_site(max(frames_n, 6), size)
+    chan = cfg["imaging"]["channels"]["target"]
+    frames_ = list(site.movie[:frames_n, chan])
+    truth = list(site.labels["target"][:frames_n])
+    backend = load_model(DEMO_MODEL, use_gpu=True)  # the workflow's default: GPU if present
+    r = compare_methods(backend, frames_, params, rounds, truth)
+    ly, lx = frames_[0].shape
+    rs = backend.rescale(params)
+    r.update(size=[ly, lx], network_input=list(padded_size(int(ly * rs), int(lx * rs))),
+             rescale=rs, threads=threads, rounds=rounds, device=backend.device,
+             model=str(DEMO_MODEL), batch_frames=params.batch_frames)
+    print(f"  demo weights, simulated frames {frames_n} x {ly}x{lx} px (network input "
+          f"{r['network_input']}), device {backend.device}, {threads} threads, rounds {rounds}")
+    print_comparison(r)
+    with tempfile.TemporaryDirectory(prefix="bench_segment_") as d:
+        movie = Path(d) / "movie.ome.tif"
+        write_tiled_movie(movie, site.movie, 6, size, cfg["imaging"])
+        job = segment_job_rss(movie, cfg, DEMO_MODEL, "target", threads)
+    r["segment_job"] = job
+    print(f"  segment job (6 frames of {size}x{size}): peak RSS {job['vmhwm_mib']:.0f} MiB, "
+          f"{job['s_per_frame']:.2f} s/frame")
+    med = r["median_s_per_frame"]
+    ratio = r["stage_over_forward"]
+    ap = r["ap50_vs_truth"]
+    ap_diff = ap["stage"] - ap["default_eval"]
+    figs = [
+        figure(f"1 Segmentation: stage s/frame ({ly}x{lx}, {backend.device})",
+               f"{med['stage']:.2f} s = {ratio:.2f}x forward ({med['forward']:.2f} s); "
+               f"Cellpose default eval {med['default_eval']:.2f} s = "
+               f"{med['default_eval'] / med['forward']:.2f}x",
+               "<= 1.3x forward (CPU)", ratio <= 1.3),
+        figure("1 Segmentation: masks vs Cellpose eval",
+               f"identical to tuned eval: {'yes' if r['identical'] else 'no'}; AP@0.5 vs truth "
+               f"stage {ap['stage']:.3f}, default eval {ap['default_eval']:.3f} "
+               f"(diff {ap_diff:+.3f})",
+               "identical, or AP diff <= 0.005",
+               r["identical"] or abs(ap_diff) <= 0.005),
+        figure("1 Segmentation: peak RSS of a segment job",
+               f"{job['vmhwm_mib']:.0f} MiB (6 frames of {size}x{size})"),
+    ]
+    return {"figures": figs, "results": r}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=None,
@@ -141,45 +259,16 @@ def main():
     backend = load_model(model, diam_mean=diam_mean)
     diameter = args.diameter_px or (27.0 if model == CYTO else None)
     params = EvalParams(diameter_px=diameter, batch_frames=args.batch_frames)
-    prepared = [backend.prepare(f, params) for f in frames]
+    r = compare_methods(backend, frames, params, args.rounds)
     n = len(frames)
-
-    methods = {
-        "stage": lambda: list(backend.segment(frames, params)),
-        "tuned_eval": lambda: [backend.reference_eval(f, params) for f in frames],
-        "default_eval": lambda: [backend.reference_eval(f, params, tuned=False)
-                                 for f in frames],
-        "forward": lambda: [backend.forward_only(x, params) for x in prepared],
-    }
-    methods["stage"]()  # warm-up: numba compilation, oneDNN primitives
-    methods["forward"]()
-    times = {k: [] for k in methods}
-    outs = {}
-    for _ in range(args.rounds):
-        for k, fn in methods.items():
-            dt, outs[k] = timed(fn)
-            times[k].append(dt / n)
-    med = {k: float(np.median(v)) for k, v in times.items()}
-    best = {k: float(np.min(v)) for k, v in times.items()}
-    identical = all(np.array_equal(a, b) for a, b in zip(outs["stage"], outs["tuned_eval"],
-                                                         strict=True))
-    from livescreen.segment.training import average_precision
-
-    vs_default = average_precision(outs["default_eval"], outs["stage"])["ap_mean"]
     ly, lx = frames[0].shape
     rs = backend.rescale(params)
     net_in = padded_size(int(ly * rs), int(lx * rs))
     print(f"model {model.name}, {source} frames: {n} x {ly}x{lx} px (network input {net_in}), "
           f"{args.threads} torch threads, batch_frames {args.batch_frames}, rounds {args.rounds}")
-    print(f"{'method':<14}{'s/frame median':>16}{'s/frame min':>13}{'x forward':>11}")
-    for k in methods:
-        print(f"{k:<14}{med[k]:>16.3f}{best[k]:>13.3f}{med[k] / med['forward']:>11.2f}")
-    print(f"stage masks identical to tuned eval: {identical} "
-          f"({sum(int(m.max()) for m in outs['stage'])} objects)")
-    print(f"stage vs default eval: AP@0.5 of agreement {vs_default:.3f}")
-    result = {"median_s_per_frame": med, "min_s_per_frame": best, "identical": identical,
-              "agreement_with_default_eval_ap50": vs_default, "frames": n, "size": [ly, lx],
-              "threads": args.threads, "source": source, "model": str(model)}
+    print_comparison(r)
+    result = {**r, "size": [ly, lx], "threads": args.threads, "source": source,
+              "model": str(model)}
     if args.rss_frames[0] > 0:
         rss = {t: child_peak_rss(model, t, args.size, args.threads, diam_mean or "None")
                for t in args.rss_frames}
