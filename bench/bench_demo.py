@@ -26,7 +26,7 @@ from common import figure
 #: stage of each rule; rules outside the screen's share are marked None
 STAGES = {
     "simulate_site": None, "simulate_training_frames": None, "train_cellpose": None,
-    "inspect_image": "qc", "segment_population": "segment", "track_population": "track",
+    "inspect_image": "qc", "segment_population": "segment", "track_site": "track",
     "score_events": "events", "event_gallery": "events", "validate_events": None,
     "aggregate_tables": "tables", "stats_tables": "stats", "figures": "figures",
 }
@@ -48,7 +48,7 @@ def rule_of(rel: Path) -> str:
         if len(parts) == 2 and parts[1] in ("gallery.tsv", "validate.tsv"):
             return {"gallery.tsv": "event_gallery", "validate.tsv": "validate_events"}[parts[1]]
         return "score_events"
-    return {"track": "track_population", "simulate_site": "simulate_site",
+    return {"track": "track_site", "simulate_site": "simulate_site",
             "inspect_image": "inspect_image", "figures": "figures"}.get(top, top)
 
 

@@ -17,6 +17,13 @@ labels). Target: the difference is at most 4 frames' worth.
     .venv/bin/python bench/bench_memory.py                      # 1024 x 1024, 4 vs 20 frames
     .venv/bin/python bench/bench_memory.py --frames 20 200      # the issue's example (~1 h on
                                                                 # 2 CPU cores)
+    python bench/bench_memory.py --gpu --batch-frames 8 --frames 10 200 \
+        --json bench/results/memory_gpu.json                    # on a GPU machine
+
+With ``--gpu`` the job segments on the GPU (it fails if torch sees no CUDA
+device) and the child also reports ``torch.cuda.max_memory_allocated`` and
+``max_memory_reserved`` (GPU memory must not grow with the movie either).
+Without it, the demo config's ``use_gpu`` applies (a GPU if present).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from common import REPO, figure
+from common import REPO, figure, write_result
 
 DEMO_MODEL = REPO / "models" / "demo" / "target.pth"
 CHILD = """
@@ -55,16 +62,40 @@ summary = segment_site({movie!r}, {model!r}, 'labels.tif', 'qc.parquet', 'montag
                        {population!r}, threads={threads})
 done.set()
 hwm = status().get('VmHWM') or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+cuda = {{}}
+if str(summary.get('device', '')).startswith('cuda'):
+    import torch
+    cuda = {{'cuda_max_memory_allocated_mib': torch.cuda.max_memory_allocated() / 2**20,
+             'cuda_max_memory_reserved_mib': torch.cuda.max_memory_reserved() / 2**20,
+             'gpu': torch.cuda.get_device_name(0)}}
 print(json.dumps({{'vmhwm_mib': hwm, 'trace': trace, 'seconds': time.perf_counter() - t0,
-                  **summary}}))
+                  **summary, **cuda}}))
 """
 
 
-def demo_config(model: Path = DEMO_MODEL, population: str = "target") -> dict:
-    """The demo config (config/config.yaml) with ``population`` segmented by ``model``."""
+def demo_config(model: Path = DEMO_MODEL, population: str = "target", gpu: bool | None = None,
+                batch_frames: int | None = None) -> dict:
+    """The demo config (config/config.yaml) with ``population`` segmented by ``model``.
+
+    ``gpu`` (None: the config's ``use_gpu``) and ``batch_frames`` (None: the
+    config's) override ``segment.use_gpu`` and ``segment.batch_frames``.
+    """
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["segment"]["populations"][population]["model"] = str(model)
+    if gpu is not None:
+        cfg["segment"]["use_gpu"] = bool(gpu)
+    if batch_frames is not None:
+        cfg["segment"]["batch_frames"] = int(batch_frames)
     return cfg
+
+
+def require_cuda() -> str:
+    """Name of the CUDA device torch sees; exits when there is none (``--gpu``)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--gpu: torch sees no CUDA device")
+    return torch.cuda.get_device_name(0)
 
 
 def demo_site(n_frames: int, size: int, seed: int = 5):
@@ -133,9 +164,14 @@ def trace_tenths(trace: list) -> list[float]:
 
 
 def measure(frames: tuple[int, int] = (4, 20), size: int = 1024, threads: int = 2,
-            model: Path = DEMO_MODEL, population: str = "target") -> dict:
-    """Peak RSS of segment jobs on a short and a long movie of the same frames."""
-    cfg = demo_config(model, population)
+            model: Path = DEMO_MODEL, population: str = "target", gpu: bool | None = None,
+            batch_frames: int | None = None) -> dict:
+    """Peak RSS (and GPU memory) of segment jobs on a short and a long movie of the same frames.
+
+    ``gpu`` and ``batch_frames`` override the demo config's ``segment.use_gpu``
+    and ``segment.batch_frames`` (None: the config's).
+    """
+    cfg = demo_config(model, population, gpu, batch_frames)
     site = demo_site(min(frames), 256)  # both movies cycle the same frames
     channels = site.movie.shape[1]
     frame_bytes = size * size * (channels * site.movie.dtype.itemsize + 4)  # movie + labels
@@ -148,9 +184,12 @@ def measure(frames: tuple[int, int] = (4, 20), size: int = 1024, threads: int = 
             r.update(frames=n, movie_file_mib=round(path.stat().st_size / 2**20, 1),
                      movie_mib=round(n * size * size * channels * site.movie.dtype.itemsize
                                      / 2**20, 1))
-            print(f"  segment job, {n} frames of {size}x{size}: peak RSS {r['vmhwm_mib']:.0f} MiB"
-                  f" ({r['seconds']:.0f} s, {r['s_per_frame']:.2f} s/frame, {r['objects']} "
-                  "objects)", flush=True)
+            cuda = (f", GPU max allocated {r['cuda_max_memory_allocated_mib']:.0f} MiB, reserved "
+                    f"{r['cuda_max_memory_reserved_mib']:.0f} MiB"
+                    if "cuda_max_memory_allocated_mib" in r else "")
+            print(f"  segment job, {n} frames of {size}x{size} on {r['device']}: peak RSS "
+                  f"{r['vmhwm_mib']:.0f} MiB{cuda} ({r['seconds']:.0f} s, {r['s_per_frame']:.2f}"
+                  f" s/frame, {r['objects']} objects)", flush=True)
             path.unlink()
             r["rss_by_tenth_of_run_mib"] = trace_tenths(r.pop("trace"))
             print("    its RSS, largest in each tenth of the run (MiB): "
@@ -161,7 +200,12 @@ def measure(frames: tuple[int, int] = (4, 20), size: int = 1024, threads: int = 
     tenths = runs[-1]["rss_by_tenth_of_run_mib"]
     # within the long run: a job accumulating data would be higher in the second half
     within = (max(tenths[5:]) - max(tenths[:5])) if len(tenths) == 10 else float("nan")
+    out = {}
+    if "cuda_max_memory_allocated_mib" in runs[0]:
+        out["cuda_growth_mib"] = round(runs[-1]["cuda_max_memory_allocated_mib"]
+                                       - runs[0]["cuda_max_memory_allocated_mib"], 1)
     return {"size": size, "threads": threads, "model": str(model), "population": population,
+            "device": runs[-1]["device"], "batch_frames": cfg["segment"]["batch_frames"], **out,
             "frame_mib": round(frame_bytes / 2**20, 2), "runs": runs,
             "growth_mib": round(growth, 1),
             "growth_if_unbounded_mib": round(extra * frame_bytes / 2**20, 1),
@@ -172,21 +216,40 @@ def measure(frames: tuple[int, int] = (4, 20), size: int = 1024, threads: int = 
 
 
 def run(quick: bool = False, frames: tuple[int, int] | None = None, size: int | None = None,
-        threads: int = 2) -> dict:
-    """Suite entry: quick = 512 x 512, 4 vs 12 frames; full = 1024 x 1024, 4 vs 20 frames."""
+        threads: int = 2, gpu: bool | None = None, batch_frames: int | None = None) -> dict:
+    """Suite entry: quick = 512 x 512, 4 vs 12 frames; full = 1024 x 1024, 4 vs 20 frames.
+
+    ``gpu`` True segments on the GPU (fails without one) and adds a GPU-memory
+    figure; None keeps the demo config's ``use_gpu``. ``batch_frames`` overrides
+    the config's ``segment.batch_frames``.
+    """
     size = size or (512 if quick else 1024)
     frames = tuple(frames or ((4, 12) if quick else (4, 20)))
-    res = measure(frames, size, threads)
+    if gpu:
+        require_cuda()
+    res = measure(frames, size, threads, gpu=gpu, batch_frames=batch_frames)
     short, long_ = res["runs"][0], res["runs"][-1]
+    on = "" if res["device"] == "cpu" else f" ({res['device']}, batch_frames {res['batch_frames']})"
     figs = [figure(
         f"6 Memory: peak RSS of a segment job, {size}x{size} px, {frames[0]} vs {frames[1]} "
-        "frames",
+        f"frames{on}",
         f"{short['vmhwm_mib']:.0f} vs {long_['vmhwm_mib']:.0f} MiB (growth "
         f"{res['growth_mib']:+.0f} MiB = {res['growth_in_frames']:+.1f} frames; a job holding "
         f"movie + labels would add {res['growth_if_unbounded_mib']:.0f} MiB); long job's RSS, "
         f"2nd vs 1st half: {res['long_run_second_half_minus_first_half_mib']:+.0f} MiB "
         f"(unbounded: +{res['long_run_second_half_if_unbounded_mib']:.0f})",
         "growth <= 4 frames", res["growth_in_frames"] <= 4)]
+    if "cuda_growth_mib" in res:
+        gpu_frame_mib = res["frame_mib"]
+        figs.append(figure(
+            f"6 Memory: GPU memory of a segment job ({long_.get('gpu')}), {size}x{size} px, "
+            f"{frames[0]} vs {frames[1]} frames",
+            f"torch.cuda.max_memory_allocated {short['cuda_max_memory_allocated_mib']:.0f} vs "
+            f"{long_['cuda_max_memory_allocated_mib']:.0f} MiB (growth "
+            f"{res['cuda_growth_mib']:+.0f} MiB); reserved "
+            f"{short['cuda_max_memory_reserved_mib']:.0f} vs "
+            f"{long_['cuda_max_memory_reserved_mib']:.0f} MiB",
+            "growth <= 4 frames", res["cuda_growth_mib"] <= 4 * gpu_frame_mib))
     return {"figures": figs, "results": res}
 
 
@@ -195,9 +258,25 @@ def main() -> None:
     ap.add_argument("--frames", type=int, nargs=2, default=[4, 20])
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gpu", action="store_true",
+                    help="segment on the GPU (fails without one); also report GPU memory")
+    ap.add_argument("--batch-frames", type=int, default=None,
+                    help="frames per network call (default: the demo config's)")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="write the result document (as bench/results/*.json) here")
     args = ap.parse_args()
-    out = run(frames=tuple(args.frames), size=args.size, threads=args.threads)
-    print(out["figures"][0]["figure"], "->", out["figures"][0]["value"])
+    from common import machine_info
+
+    machine, t0 = machine_info(), time.perf_counter()
+    out = run(frames=tuple(args.frames), size=args.size, threads=args.threads,
+              gpu=True if args.gpu else None, batch_frames=args.batch_frames)
+    for f in out["figures"]:
+        print(f["figure"], "->", f["value"])
+    if args.json:
+        options = {"frames": args.frames, "size": args.size, "threads": args.threads,
+                   "gpu": args.gpu, "batch_frames": args.batch_frames}
+        write_result(args.json.stem, machine, out, options, time.perf_counter() - t0,
+                     path=args.json)
 
 
 if __name__ == "__main__":

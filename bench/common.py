@@ -77,10 +77,10 @@ def figure(name: str, value: str, target: str = "-", met: bool | None = None,
 
 
 def write_result(name: str, machine: dict, out: dict, options: dict,
-                 seconds: float) -> Path:
-    """Write ``bench/results/<name>.json``: machine, options, figures, results."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+                 seconds: float, path: Path | None = None) -> Path:
+    """Write ``bench/results/<name>.json`` (or ``path``): machine, options, figures, results."""
+    path = Path(path) if path is not None else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": name, "machine": {**machine,
                                           "loadavg_end": [round(v, 2) for v in os.getloadavg()]},
            "options": options, "seconds": round(seconds, 1),

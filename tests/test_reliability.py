@@ -386,7 +386,7 @@ def test_segmentation_change_reruns_segmentation_onward_for_all_sites(finished_r
     jobs = _planned(finished_run, cfg, "config_segment.yaml")
     n_sites = len(pd.read_csv(finished_run / "samples.tsv", sep="\t"))
     assert jobs["segment_population"] == 2 * n_sites
-    assert jobs["track_population"] == 2 * n_sites
+    assert jobs["track_site"] == n_sites
     assert jobs["score_events"] == n_sites
     assert {"aggregate_tables", "stats_tables", "figure", "event_gallery",
             "validate_events"} <= set(jobs)

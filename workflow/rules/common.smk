@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from livescreen import study
+from livescreen.segment.site import chunk_ranges
 
 CONFIG_SCHEMA = "../schemas/config.schema.yaml"
 SAMPLES_SCHEMA = "../schemas/samples.schema.yaml"
@@ -79,6 +80,10 @@ def _save_headers(headers):
         pass
 
 
+#: Headers of the movies read (or found in the cache) while loading the study.
+_MOVIE_HEADERS = {}
+
+
 def _load_study():
     """Validate config and sample sheet; return the sheet indexed by site."""
     _validate(config, CONFIG_SCHEMA, _config_source())
@@ -98,6 +103,7 @@ def _load_study():
                 simulate=config.get("simulate", {}).get("enabled", False), headers=cached)
             if headers.keys() - cached.keys():
                 _save_headers(headers)
+            _MOVIE_HEADERS.update(headers)
     except study.StudyDesignError as err:
         raise WorkflowError(str(err)) from None
     return sheet.set_index(list(study.SITE_KEYS), drop=False).sort_index()
@@ -132,6 +138,38 @@ def get_sample(wildcards):
 def get_image(wildcards):
     """Path of a site's raw (T, C, Y, X) image, as named in the sample sheet."""
     return _SITE_ROWS[(wildcards.plate, wildcards.well, wildcards.field)]["image"]
+
+
+def movie_n_frames(wildcards):
+    """Frames (T) of a site's movie, from its header; for a movie the workflow is
+    yet to simulate, ``simulate.n_frames``."""
+    image = get_image(wildcards)
+    header = _MOVIE_HEADERS.get(image)
+    if header is None:
+        if SIMULATE and not os.path.exists(image):
+            from livescreen.simulate.params import DEFAULTS
+
+            return int({**DEFAULTS, **config["simulate"]}["n_frames"])
+        try:
+            header = _MOVIE_HEADERS[image] = study.read_image_header(image)
+        except study.StudyDesignError as err:
+            raise WorkflowError(str(err)) from None
+    axes = header.axes if len(header.axes) == len(header.shape) else "TCYX"
+    return int(header.shape[axes.index("T")]) if "T" in axes else 1
+
+
+def segment_chunk_paths(kind):
+    """Input function: the segmentation pieces of a site and population in frame order
+    (segment.frames_per_job set; rules segment_chunk, merge_segment_chunks)."""
+    suffix = {"labels": "labels.tif", "qc": "qc.parquet"}[kind]
+
+    def paths(wc):
+        n = len(chunk_ranges(movie_n_frames(wc), SEGMENT["frames_per_job"]))
+        return [os.path.join("results", "sites", wc.plate, wc.well, wc.field, "segment",
+                             "chunks", f"{wc.population}_{i:04d}_{suffix}")
+                for i in range(n)]
+
+    return paths
 
 
 # Sites processed: every row of the sheet without an 'exclude' reason.

@@ -92,33 +92,97 @@ rule train_cellpose:
         "../scripts/train_cellpose.py"
 
 
-rule segment_population:
-    input:
-        image=get_image,
-        # segment only movies that passed the image check (NaN, black, ...)
-        image_qc="results/qc/images/{plate}/{well}/{field}.json",
-        model=lambda wc: segment_rules.model_path(config, wc.population),
-    output:
-        labels="results/sites/{plate}/{well}/{field}/segment/{population}_labels.tif",
-        qc="results/sites/{plate}/{well}/{field}/segment/{population}_qc.parquet",
-        montage=report(
-            "results/sites/{plate}/{well}/{field}/segment/{population}_montage.png",
-            caption="../report/segment_montage.rst",
-            category="Segmentation",
-            subcategory="{population}",
-            labels={"site": "{plate}/{well}/{field}", "population": "{population}"},
-        ),
-    params:
-        config=SEGMENT_CONFIG,
-    log:
-        "logs/segment/{plate}/{well}/{field}/{population}.log",
-    benchmark:
-        "benchmarks/segment/{plate}/{well}/{field}/{population}.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    conda:
-        "../../envs/cellpose.yaml"
-    script:
-        "../scripts/segment_population.py"
+# With segment.frames_per_job set, a movie is segmented in frame ranges, one
+# job each (segment_chunk), joined by merge_segment_chunks into the same
+# outputs segment_population writes; otherwise one job per site and population.
+if SEGMENT["frames_per_job"]:
+
+    rule segment_chunk:
+        input:
+            image=get_image,
+            image_qc="results/qc/images/{plate}/{well}/{field}.json",
+            model=lambda wc: segment_rules.model_path(config, wc.population),
+        output:
+            labels=temp("results/sites/{plate}/{well}/{field}/segment/chunks/{population}_{chunk}_labels.tif"),
+            qc=temp("results/sites/{plate}/{well}/{field}/segment/chunks/{population}_{chunk}_qc.parquet"),
+        wildcard_constraints:
+            chunk=r"\d{4}",
+        params:
+            config=SEGMENT_CONFIG,
+            frames=lambda wc: chunk_ranges(
+                movie_n_frames(wc), SEGMENT["frames_per_job"])[int(wc.chunk)],
+        log:
+            "logs/segment/{plate}/{well}/{field}/{population}_{chunk}.log",
+        benchmark:
+            "benchmarks/segment/{plate}/{well}/{field}/{population}_{chunk}.tsv"
+        threads: 2
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        conda:
+            "../../envs/cellpose.yaml"
+        script:
+            "../scripts/segment_chunk.py"
+
+    rule merge_segment_chunks:
+        input:
+            labels=segment_chunk_paths("labels"),
+            qc=segment_chunk_paths("qc"),
+            image=get_image,
+        output:
+            labels="results/sites/{plate}/{well}/{field}/segment/{population}_labels.tif",
+            qc="results/sites/{plate}/{well}/{field}/segment/{population}_qc.parquet",
+            montage=report(
+                "results/sites/{plate}/{well}/{field}/segment/{population}_montage.png",
+                caption="../report/segment_montage.rst",
+                category="Segmentation",
+                subcategory="{population}",
+                labels={"site": "{plate}/{well}/{field}", "population": "{population}"},
+            ),
+        params:
+            config=SEGMENT_CONFIG,
+        log:
+            "logs/segment/{plate}/{well}/{field}/{population}.log",
+        benchmark:
+            "benchmarks/segment/{plate}/{well}/{field}/{population}.tsv"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=20,
+        conda:
+            "../../envs/livescreen.yaml"
+        script:
+            "../scripts/merge_segment_chunks.py"
+
+else:
+
+    rule segment_population:
+        input:
+            image=get_image,
+            # segment only movies that passed the image check (NaN, black, ...)
+            image_qc="results/qc/images/{plate}/{well}/{field}.json",
+            model=lambda wc: segment_rules.model_path(config, wc.population),
+        output:
+            labels="results/sites/{plate}/{well}/{field}/segment/{population}_labels.tif",
+            qc="results/sites/{plate}/{well}/{field}/segment/{population}_qc.parquet",
+            montage=report(
+                "results/sites/{plate}/{well}/{field}/segment/{population}_montage.png",
+                caption="../report/segment_montage.rst",
+                category="Segmentation",
+                subcategory="{population}",
+                labels={"site": "{plate}/{well}/{field}", "population": "{population}"},
+            ),
+        params:
+            config=SEGMENT_CONFIG,
+        log:
+            "logs/segment/{plate}/{well}/{field}/{population}.log",
+        benchmark:
+            "benchmarks/segment/{plate}/{well}/{field}/{population}.tsv"
+        threads: 2
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        conda:
+            "../../envs/cellpose.yaml"
+        script:
+            "../scripts/segment_population.py"

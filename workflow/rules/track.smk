@@ -1,23 +1,31 @@
-# Tracking (btrack): per site and population, link the segmented objects over
-# time and measure them once (regionprops, every channel). Outputs the tracks
-# table (one row per object per frame) and a label stack whose pixel values
-# are track ids (for napari and for looking masks up by track).
+# Tracking (btrack): per site, link each population's segmented objects over
+# time and measure them once (regionprops, every channel). Outputs, per
+# population, the tracks table (one row per object per frame) and a label stack
+# whose pixel values are track ids (for napari and for looking masks up by
+# track). One job tracks both populations of a site: tracking takes about a
+# second of work per population, less than the job's start-up, and one job
+# fewer per site keeps the DAG of a 1,536-site plate small (docs/cluster.md).
 
 
-rule track_population:
+rule track_site:
     input:
-        labels="results/sites/{plate}/{well}/{field}/segment/{population}_labels.tif",
+        labels=expand("results/sites/{{plate}}/{{well}}/{{field}}/segment/{population}_labels.tif",
+                      population=POPULATIONS),
         image=get_image,
     output:
-        tracks="results/sites/{plate}/{well}/{field}/track/{population}_tracks.parquet",
-        track_labels="results/sites/{plate}/{well}/{field}/track/{population}_track_labels.tif",
+        tracks=expand("results/sites/{{plate}}/{{well}}/{{field}}/track/{population}_tracks.parquet",
+                      population=POPULATIONS),
+        track_labels=expand(
+            "results/sites/{{plate}}/{{well}}/{{field}}/track/{population}_track_labels.tif",
+            population=POPULATIONS),
     log:
-        "logs/track/{plate}/{well}/{field}/{population}.log",
+        "logs/track/{plate}/{well}/{field}.log",
     benchmark:
-        "benchmarks/track/{plate}/{well}/{field}/{population}.tsv"
+        "benchmarks/track/{plate}/{well}/{field}.tsv"
     params:
+        populations=POPULATIONS,
         imaging=config["imaging"],
-        settings=lambda wc: config.get("track", {}).get(wc.population, {}),
+        settings={pop: config.get("track", {}).get(pop, {}) for pop in POPULATIONS},
     threads: 1
     resources:
         mem_mb=2000,
@@ -25,4 +33,4 @@ rule track_population:
     conda:
         "../../envs/btrack.yaml"
     script:
-        "../scripts/track_population.py"
+        "../scripts/track_site.py"

@@ -18,7 +18,15 @@ training
 
 from .backend import EvalParams, SegmentationError
 from .models import BUILTIN_MODELS, ModelSource, fetch_builtin, resolve_model
-from .site import POPULATIONS, eval_params, segment_settings, segment_site
+from .site import (
+    POPULATIONS,
+    chunk_ranges,
+    eval_params,
+    merge_segment_chunks,
+    segment_settings,
+    segment_site,
+)
 
 __all__ = ["BUILTIN_MODELS", "EvalParams", "ModelSource", "POPULATIONS", "SegmentationError",
-           "eval_params", "fetch_builtin", "resolve_model", "segment_settings", "segment_site"]
+           "chunk_ranges", "eval_params", "fetch_builtin", "merge_segment_chunks", "resolve_model",
+           "segment_settings", "segment_site"]
