@@ -27,6 +27,7 @@ from common import figure
 STAGES = {
     "simulate_site": None, "simulate_training_frames": None, "train_cellpose": None,
     "inspect_image": "qc", "segment_population": "segment", "track_site": "track",
+    "segment_chunk": "segment", "merge_segment_chunks": "segment",
     "score_events": "events", "event_gallery": "events", "validate_events": None,
     "aggregate_tables": "tables", "stats_tables": "stats", "figures": "figures",
 }
@@ -79,6 +80,45 @@ def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
     return per_rule.sort_values("total_s", ascending=False)
 
 
+#: rules a complete run may lack (training: custom weights; chunks: frames_per_job unset,
+#: else segment_population)
+OPTIONAL_RULES = {"simulate_training_frames", "train_cellpose", "segment_chunk",
+                  "merge_segment_chunks"}
+#: stages with one job per site (and population); the others run once per study
+SITE_STAGES = ("qc", "segment", "track")
+SITE_RULES = ("score_events",)
+
+
+def site_study_split(counted: pd.DataFrame) -> dict:
+    """Job-seconds per site vs per study, and the study size where others reach 10 %.
+
+    Parameters
+    ----------
+    counted : pandas.DataFrame
+        :func:`summarise` rows of the counted rules (index: rule).
+
+    Returns
+    -------
+    dict
+        ``n_sites`` (score_events jobs), per-site seconds of segmentation and of
+        the other per-site rules, their share, the per-study seconds and the
+        smallest number of sites at which others are <= 10 % (None if never).
+    """
+    per_site = counted["stage"].isin(SITE_STAGES) | counted.index.isin(SITE_RULES)
+    n_sites = int(counted.loc[counted.index.isin(SITE_RULES), "jobs"].sum())
+    if not n_sites:
+        return {"n_sites": 0}
+    seg = counted.loc[counted["stage"] == "segment", "total_s"].sum() / n_sites
+    other = counted.loc[per_site & (counted["stage"] != "segment"), "total_s"].sum() / n_sites
+    study = float(counted.loc[~per_site, "total_s"].sum())
+    # fixed + N*other <= 0.1 * (fixed + N*(other + seg))
+    margin = 0.1 * seg - 0.9 * other
+    sites = None if margin <= 0 else max(1, int(-(-0.9 * study // margin)))
+    return {"n_sites": n_sites, "site_segment_s": float(seg), "site_other_s": float(other),
+            "site_other_share": float(other / (other + seg)), "study_s": study,
+            "sites_for_target": sites}
+
+
 def run(quick: bool = False, run_dir: str | Path = ".") -> dict:
     """Suite entry: per-rule table and segmentation share of a finished run's benchmarks/."""
     run_dir = Path(run_dir).resolve()
@@ -97,8 +137,7 @@ def run(quick: bool = False, run_dir: str | Path = ".") -> dict:
     seg = counted.loc[counted["stage"] == "segment", ["total_s", "cpu_s"]].sum()
     share, cpu_share = seg["total_s"] / total, seg["cpu_s"] / cpu_total
     others = per_rule[per_rule["stage"] == "(not counted)"]["total_s"].sum()
-    missing = sorted(set(STAGES) - set(per_rule.index) - {"simulate_training_frames",
-                                                          "train_cellpose"})
+    missing = sorted(set(STAGES) - set(per_rule.index) - OPTIONAL_RULES)
     complete = not missing
     stages = counted.groupby("stage")[["total_s", "cpu_s"]].sum()
     stage_txt = ", ".join(f"{k} {v:.0f} s" for k, v in
@@ -109,12 +148,23 @@ def run(quick: bool = False, run_dir: str | Path = ".") -> dict:
         value += f"; run incomplete: no jobs of {', '.join(missing)}"
     figs = [figure(f"4 Whole demo: stage times ({run_dir.name or run_dir})", value,
                    "others <= 10%", (1 - share) <= 0.10 if complete else None)]
+    split = site_study_split(counted)
+    if split["n_sites"]:
+        n_even = split["sites_for_target"]
+        figs.append(figure(
+            "4 Whole demo: per site vs per study",
+            f"per site: segmentation {split['site_segment_s']:.1f} s, others "
+            f"{split['site_other_s']:.1f} s ({split['site_other_share']:.1%}); per study "
+            f"(tables, statistics, figures, gallery): {split['study_s']:.0f} s fixed; others "
+            f"<= 10% from {'-' if n_even is None else n_even} sites (this run: "
+            f"{split['n_sites']})",
+            "others <= 10% per site", split["site_other_share"] <= 0.10))
     results = {"run_dir": str(run_dir), "n_files": len(jobs), "complete": complete,
                "missing_rules": missing,
                "per_rule": per_rule.reset_index().to_dict("records"),
                "per_stage": stages.reset_index().to_dict("records"),
                "segmentation_share_wall": share, "segmentation_share_cpu": cpu_share,
-               "counted_total_s": total, "not_counted_s": others}
+               "counted_total_s": total, "not_counted_s": others, "site_study_split": split}
     return {"figures": figs, "results": results}
 
 
