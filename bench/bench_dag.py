@@ -209,8 +209,9 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="write the study here and keep it")
     ap.add_argument("--no-rerun", action="store_true",
                     help="skip the no-op rerun timings (96 / 384 / 1,536 sites)")
-    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "dag.json",
-                    help="write the results here (default bench/results/dag.json)")
+    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "dag_plate.json",
+                    help="write the results here (default bench/results/dag_plate.json; "
+                         "bench/run_all.py writes dag.json)")
     args = ap.parse_args()
     result: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
                     "machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()[0],
