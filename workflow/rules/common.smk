@@ -158,16 +158,13 @@ def movie_n_frames(wildcards):
     return int(header.shape[axes.index("T")]) if "T" in axes else 1
 
 
-def segment_chunk_paths(kind):
-    """Input function: the segmentation pieces of a site and population in frame order
-    (segment.frames_per_job set; rules segment_chunk, merge_segment_chunks)."""
-    suffix = {"labels": "labels.tif", "qc": "qc.parquet"}[kind]
+def segment_chunk_paths(pattern):
+    """Input function: ``pattern`` (with ``{chunk}``) for every frame range of a site
+    and population, in frame order (segment.frames_per_job; rule merge_segment_chunks)."""
 
     def paths(wc):
         n = len(chunk_ranges(movie_n_frames(wc), SEGMENT["frames_per_job"]))
-        return [os.path.join("results", "sites", wc.plate, wc.well, wc.field, "segment",
-                             "chunks", f"{wc.population}_{i:04d}_{suffix}")
-                for i in range(n)]
+        return expand(pattern, chunk=[f"{i:04d}" for i in range(n)], **wc)
 
     return paths
 

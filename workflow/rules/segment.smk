@@ -92,6 +92,24 @@ rule train_cellpose:
         "../scripts/train_cellpose.py"
 
 
+# A site's segmentation outputs, written by segment_population or (a movie split
+# by frames) merge_segment_chunks; the pieces of a split movie.
+SEGMENT_OUTPUTS = {
+    "labels": "results/sites/{plate}/{well}/{field}/segment/{population}_labels.tif",
+    "qc": "results/sites/{plate}/{well}/{field}/segment/{population}_qc.parquet",
+    "montage": report(
+        "results/sites/{plate}/{well}/{field}/segment/{population}_montage.png",
+        caption="../report/segment_montage.rst",
+        category="Segmentation",
+        subcategory="{population}",
+        labels={"site": "{plate}/{well}/{field}", "population": "{population}"},
+    ),
+}
+CHUNKS_DIR = "results/sites/{plate}/{well}/{field}/segment/chunks"
+CHUNK_LABELS = os.path.join(CHUNKS_DIR, "{population}_{chunk}_labels.tif")
+CHUNK_QC = os.path.join(CHUNKS_DIR, "{population}_{chunk}_qc.parquet")
+
+
 # With segment.frames_per_job set, a movie is segmented in frame ranges, one
 # job each (segment_chunk), joined by merge_segment_chunks into the same
 # outputs segment_population writes; otherwise one job per site and population.
@@ -103,8 +121,8 @@ if SEGMENT["frames_per_job"]:
             image_qc="results/qc/images/{plate}/{well}/{field}.json",
             model=lambda wc: segment_rules.model_path(config, wc.population),
         output:
-            labels=temp("results/sites/{plate}/{well}/{field}/segment/chunks/{population}_{chunk}_labels.tif"),
-            qc=temp("results/sites/{plate}/{well}/{field}/segment/chunks/{population}_{chunk}_qc.parquet"),
+            labels=temp(CHUNK_LABELS),
+            qc=temp(CHUNK_QC),
         wildcard_constraints:
             chunk=r"\d{4}",
         params:
@@ -126,19 +144,11 @@ if SEGMENT["frames_per_job"]:
 
     rule merge_segment_chunks:
         input:
-            labels=segment_chunk_paths("labels"),
-            qc=segment_chunk_paths("qc"),
+            labels=segment_chunk_paths(CHUNK_LABELS),
+            qc=segment_chunk_paths(CHUNK_QC),
             image=get_image,
         output:
-            labels="results/sites/{plate}/{well}/{field}/segment/{population}_labels.tif",
-            qc="results/sites/{plate}/{well}/{field}/segment/{population}_qc.parquet",
-            montage=report(
-                "results/sites/{plate}/{well}/{field}/segment/{population}_montage.png",
-                caption="../report/segment_montage.rst",
-                category="Segmentation",
-                subcategory="{population}",
-                labels={"site": "{plate}/{well}/{field}", "population": "{population}"},
-            ),
+            **SEGMENT_OUTPUTS,
         params:
             config=SEGMENT_CONFIG,
         log:
@@ -163,15 +173,7 @@ else:
             image_qc="results/qc/images/{plate}/{well}/{field}.json",
             model=lambda wc: segment_rules.model_path(config, wc.population),
         output:
-            labels="results/sites/{plate}/{well}/{field}/segment/{population}_labels.tif",
-            qc="results/sites/{plate}/{well}/{field}/segment/{population}_qc.parquet",
-            montage=report(
-                "results/sites/{plate}/{well}/{field}/segment/{population}_montage.png",
-                caption="../report/segment_montage.rst",
-                category="Segmentation",
-                subcategory="{population}",
-                labels={"site": "{plate}/{well}/{field}", "population": "{population}"},
-            ),
+            **SEGMENT_OUTPUTS,
         params:
             config=SEGMENT_CONFIG,
         log:
