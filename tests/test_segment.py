@@ -148,15 +148,20 @@ def site_movie(tmp_path_factory):
     return path, movie, site.labels
 
 
-def test_segment_equals_tuned_cellpose_eval(tiny_model, site_movie):
-    """Batched, pipelined, untiled evaluation gives exactly CellposeModel.eval's masks."""
+@pytest.mark.parametrize("recover", [False, True])
+def test_segment_equals_tuned_cellpose_eval(tiny_model, site_movie, recover):
+    """Batched, pipelined, untiled evaluation gives exactly CellposeModel.eval's masks
+    (with ``recover_unassigned``: both post-processed from their own cell probability)."""
     _, movie, _ = site_movie
     backend = load_model(tiny_model)
     frames = [movie[t, 0] for t in (0, 1, 3, 4, 5)]
-    params = EvalParams(diameter_px=None, batch_frames=2, cellprob_threshold=-1.0)
+    params = EvalParams(diameter_px=None, batch_frames=2, cellprob_threshold=-1.0,
+                        recover_unassigned=recover)
     ours = list(backend.segment(frames, params))
     ref = [backend.reference_eval(f, params) for f in frames]
     assert sum(int(m.max()) for m in ref) > 0, "the tiny model finds nothing: test is vacuous"
+    from cellpose import models  # training must not switch Cellpose's normalisation off
+    assert models.normalize_default["normalize"] is True
     for a, b in zip(ours, ref, strict=True):
         np.testing.assert_array_equal(a, b)
     backend.pipeline = False

@@ -37,7 +37,9 @@ def test_demo_model_ap50(population, tmp_path, monkeypatch, record_property):
                                               "train", sim["train_sites"],
                                               sim["train_frames_per_site"])
         path = tmp_path / f"{population}.pth"
-        record = train_model(images, masks, path, seg["training"])
+        params = eval_params(DEMO, population)
+        record = train_model(images, masks, path, seg["training"],
+                             normalize={**params.normalize, "invert": params.invert})
         record_property("train_seconds", record["seconds"])
     else:
         path = Path(source.path)
@@ -53,7 +55,9 @@ def test_demo_model_ap50(population, tmp_path, monkeypatch, record_property):
 
 # --- the committed demo weights (models/demo/, fp16) on held-out frames: fast, always run ---
 
-COMMITTED_AP_FLOOR = {"target": 0.75, "effector": 0.75}  # measured 0.806 / 0.819 (see docs)
+# effectors: the goal (measured 0.938); targets: a regression floor at the measured
+# level (0.825 with recover_unassigned), below the 0.9 goal (see docs/segmentation.md)
+COMMITTED_AP_FLOOR = {"target": 0.8, "effector": 0.9}
 
 
 @pytest.mark.parametrize("population", ["target", "effector"])
@@ -64,5 +68,4 @@ def test_committed_demo_weights_ap50(population, record_property):
     model = load_model(REPO / "models" / "demo" / f"{population}.pth")
     result = evaluate(model, val_images, val_masks, eval_params(DEMO, population))
     record_property("ap50", result["ap_mean"])
-    # Regression floor at the measured level; the target (0.9) is not met yet.
     assert result["ap_mean"] >= COMMITTED_AP_FLOOR[population], result

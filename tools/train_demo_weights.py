@@ -60,7 +60,10 @@ log = logging.getLogger("train_demo_weights")
 #: Settings a recipe may override: ``segment.training`` numbers and the simulated set's size.
 RECIPE_KEYS = ("n_epochs", "nimg_per_epoch", "batch_size", "crop_px", "diam_mean_px",
                "learning_rate", "weight_decay", "sgd", "seed", "train_sites",
-               "train_frames_per_site")
+               "train_frames_per_site", "normalize_percentiles")
+
+#: Recipe keys that are not ``segment.training`` settings.
+DATA_KEYS = ("train_sites", "train_frames_per_site", "normalize_percentiles")
 
 #: Named recipes (overrides of the demo config's ``segment.training``).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -108,8 +111,7 @@ def recipe_settings(config: dict, overrides: dict[str, Any]) -> tuple[dict, int,
     training = segment_settings(config)["training"]
     sim = training["simulate"]
     settings = {k: v for k, v in training.items() if k not in ("simulate", "annotations")}
-    settings.update({k: v for k, v in overrides.items()
-                     if k not in ("train_sites", "train_frames_per_site")})
+    settings.update({k: v for k, v in overrides.items() if k not in DATA_KEYS})
     settings["initial_model"] = None
     return (settings, int(overrides.get("train_sites", sim["train_sites"])),
             int(overrides.get("train_frames_per_site", sim["train_frames_per_site"])))
@@ -150,10 +152,15 @@ def train_recipe(population: str, name: str, overrides: dict[str, Any], outdir: 
     """Train one recipe, save fp16 weights, score them; write and return the record."""
     import torch
 
+    from livescreen.segment import eval_params
     from livescreen.segment.training import simulate_training_set, train_model, write_record
 
     config = demo_config()
+    if "normalize_percentiles" in overrides:  # used for training and scoring alike
+        pop_cfg = config["segment"]["populations"][population]
+        pop_cfg["normalize_percentiles"] = list(overrides["normalize_percentiles"])
     settings, sites, frames = recipe_settings(config, overrides)
+    params = eval_params(config, population)
     t0 = time.perf_counter()
     images, masks = simulate_training_set(config["simulate"], config["imaging"], population,
                                           "train", sites, frames)
@@ -162,7 +169,8 @@ def train_recipe(population: str, name: str, overrides: dict[str, Any], outdir: 
              population, name, len(images), sites, frames, sim_s, overrides or "(config)")
     weights = outdir / f"{population}_{name}.pth"
     full = outdir / f".{population}_{name}.fp32.pth"
-    record = train_model(images, masks, full, settings, use_gpu=use_gpu)
+    record = train_model(images, masks, full, settings, use_gpu=use_gpu,
+                         normalize={**params.normalize, "invert": params.invert})
     save_fp16(full, weights)
     full.unlink()
     record.update(population=population, recipe=name, overrides=overrides,

@@ -48,6 +48,10 @@ class EvalParams:
         Tile overlap fraction when tiling is used.
     niter : int or None
         Iterations of the flow dynamics; ``None`` = Cellpose's default.
+    recover_unassigned : bool
+        Make objects of foreground pixels that the flow dynamics leave
+        unassigned (the ring of a cell-in-cell host;
+        :func:`livescreen.segment.postprocess.recover_unassigned`).
     """
 
     diameter_px: float | None = None
@@ -60,6 +64,7 @@ class EvalParams:
     tile_size_px: int | None = None
     tile_overlap: float = 0.1
     niter: int | None = None
+    recover_unassigned: bool = False
 
     def __post_init__(self):
         if self.diameter_px is not None and not self.diameter_px > 0:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import EvalParams, SegmentationError
+from .postprocess import recover_unassigned
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,8 @@ class Cellpose3Backend:
             raise SegmentationError("frame contains NaN or infinite values")
         x = transforms.convert_image(frame, [0, 0], channel_axis=None, z_axis=None,
                                      do_3D=False, nchan=self.model.nchan)
-        norm = {**models.normalize_default, **params.normalize, "invert": params.invert}
+        norm = {**models.normalize_default, **params.normalize, "normalize": True,
+                "invert": params.invert}
         x = transforms.normalize_img(x[np.newaxis], **norm)
         return x[0]
 
@@ -250,7 +252,11 @@ class Cellpose3Backend:
             dP, cellprob, niter=niter, cellprob_threshold=params.cellprob_threshold,
             flow_threshold=params.flow_threshold, interp=True, resize=None,
             min_size=params.min_size_px, max_size_fraction=0.4, device=self.model.device)
-        return masks.astype(np.uint32, copy=False)
+        masks = masks.astype(np.uint32, copy=False)
+        if params.recover_unassigned:
+            masks = recover_unassigned(masks, cellprob, params.cellprob_threshold,
+                                       params.min_size_px)
+        return masks
 
     def _batch_masks(self, yf: np.ndarray | None, live: list[int], n: int,
                      shape: tuple[int, int], params: EvalParams) -> list[np.ndarray]:
@@ -331,12 +337,16 @@ class Cellpose3Backend:
             rescale = self.rescale(params)
             kwargs["bsize"] = self._tile(np.shape(frame), rescale, params)
             kwargs["tile_overlap"] = params.tile_overlap
-        masks = self.model.eval(
+        masks, flows, _ = self.model.eval(
             np.asarray(frame), channels=[0, 0], diameter=params.diameter_px,
-            normalize={**params.normalize, "invert": params.invert},
+            normalize={**params.normalize, "normalize": True, "invert": params.invert},
             flow_threshold=params.flow_threshold, cellprob_threshold=params.cellprob_threshold,
-            min_size=params.min_size_px, niter=params.niter, **kwargs)[0]
-        return np.asarray(masks).astype(np.uint32)
+            min_size=params.min_size_px, niter=params.niter, **kwargs)
+        masks = np.asarray(masks).astype(np.uint32)
+        if params.recover_unassigned:  # the same post-processing as segment()
+            masks = recover_unassigned(masks, np.asarray(flows[2]), params.cellprob_threshold,
+                                       params.min_size_px)
+        return masks
 
     def forward_only(self, frame: np.ndarray, params: EvalParams) -> np.ndarray:
         """Bare network forward pass on one prepared, resized and padded frame.

@@ -29,6 +29,7 @@ POPULATION_DEFAULTS: dict[str, Any] = {
     "model": "train", "model_diam_mean_px": None, "diameter_um": None,
     "flow_threshold": 0.4, "cellprob_threshold": 0.0, "min_area_um2": 10.0,
     "normalize_percentiles": [1.0, 99.0], "invert": False, "tile_size_px": None,
+    "recover_unassigned": False,
 }
 
 
@@ -101,7 +102,8 @@ def eval_params(config: Mapping[str, Any], population: str) -> EvalParams:
         min_size_px=max(0, int(round(float(p["min_area_um2"]) / px**2))),
         normalize={"percentile": (lo, hi)}, invert=bool(p["invert"]),
         batch_frames=int(seg["batch_frames"]),
-        tile_size_px=None if p["tile_size_px"] is None else int(p["tile_size_px"]))
+        tile_size_px=None if p["tile_size_px"] is None else int(p["tile_size_px"]),
+        recover_unassigned=bool(p["recover_unassigned"]))
 
 
 #: ``segment.training.annotations.<population>.<split>`` value meaning "simulate them".

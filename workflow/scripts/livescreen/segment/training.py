@@ -170,9 +170,38 @@ def read_pairs(pairs: Sequence[tuple[Path, Path]]) -> tuple[list[np.ndarray], li
     return images, masks
 
 
+def normalize_frames(images: Sequence[np.ndarray],
+                     normalize: Mapping[str, Any] | None = None) -> list[np.ndarray]:
+    """Normalise (Y, X) frames as segmentation does, for training.
+
+    ``cellpose.train.train_seg`` (3.1.1.2) accepts a ``normalize`` dict but hands
+    it to ``transforms.normalize_img`` as the ``normalize`` flag, so its
+    percentiles, inversion etc. are silently ignored (always 1-99). Frames are
+    therefore normalised here and passed to it as already normalised.
+
+    Parameters
+    ----------
+    images : sequence of numpy.ndarray
+        (Y, X) frames of any real dtype (not modified).
+    normalize : mapping, optional
+        ``cellpose.transforms.normalize_img`` keywords (``percentile``, ``invert``,
+        ...); ``None``: Cellpose's default (1st-99th percentile).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        (Y, X) float32 frames.
+    """
+    from cellpose import models, transforms
+
+    norm = {**models.normalize_default, **(normalize or {}), "normalize": True}
+    return [transforms.normalize_img(np.asarray(i, dtype=np.float32)[..., np.newaxis],
+                                     **norm)[..., 0] for i in images]
+
+
 def train_model(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                 out_path: str | PathLike, settings: Mapping[str, Any] | None = None,
-                use_gpu: bool = False) -> dict:
+                use_gpu: bool = False, normalize: Mapping[str, Any] | None = None) -> dict:
     """Train a Cellpose 3 network from scratch with ``cellpose.train.train_seg``.
 
     Parameters
@@ -184,11 +213,18 @@ def train_model(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
     settings : mapping, optional
         ``segment.training`` keys (:data:`TRAIN_DEFAULTS`).
     use_gpu : bool, optional
+    normalize : mapping, optional
+        Normalisation of the training frames (``cellpose.transforms.normalize_img``
+        keywords, e.g. ``{"percentile": (1, 99.5)}``): the same as the population's
+        segmentation uses (:func:`livescreen.segment.eval_params`), so the network
+        sees frames scaled as it will at inference. ``None``: Cellpose's default
+        (1st-99th percentile).
 
     Returns
     -------
     dict
-        Training record: settings, number of frames and masks, losses, seconds.
+        Training record: settings, normalisation, number of frames and masks,
+        losses, seconds.
     """
     import torch
     from cellpose import models, train
@@ -223,9 +259,12 @@ def train_model(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
 
         with tempfile.TemporaryDirectory(dir=out_path.parent) as work:
             path, losses, _ = train.train_seg(
-                model.net, train_data=[np.asarray(i) for i in images],
+                model.net, train_data=normalize_frames(images, normalize),
                 train_labels=[np.asarray(m) for m in masks], channels=[0, 0],
-                normalize=True, batch_size=int(s["batch_size"]),
+                # a dict: ``normalize=False`` would set the module-wide
+                # ``cellpose.models.normalize_default["normalize"]`` to False
+                # (3.1.1.2), switching normalisation off for every later eval
+                normalize={"normalize": False}, batch_size=int(s["batch_size"]),
                 learning_rate=float(s["learning_rate"]), n_epochs=int(s["n_epochs"]),
                 weight_decay=float(s["weight_decay"]), SGD=bool(s["sgd"]),
                 nimg_per_epoch=int(s["nimg_per_epoch"]), bsize=int(s["crop_px"]),
@@ -233,7 +272,9 @@ def train_model(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                 save_every=10**9, model_name="model")
             Path(path).replace(tmp)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
-    record = {"settings": s, "n_frames": len(images), "n_masks": int(sum(n_masks)),
+    record = {"settings": s, "normalize": {k: list(v) if isinstance(v, tuple) else v
+                                           for k, v in (normalize or {}).items()} or None,
+              "n_frames": len(images), "n_masks": int(sum(n_masks)),
               "diam_labels_px": float(model.net.diam_labels.item()),
               "train_loss": [float(x) for x in np.asarray(losses)], "seconds": round(seconds, 1),
               "cpu_seconds": round(cpu_seconds, 1), "device": str(device),
@@ -319,12 +360,13 @@ def train_and_validate(train_source, validation_source, model_out: str | PathLik
     configure_torch(threads)
     init = initial_model(config, population)
     settings = {**seg["training"], "initial_model": init[0] if init else None}
+    params = eval_params(config, population)
     images, masks = read_pairs(list_pairs(train_source))
-    record = train_model(images, masks, model_out, settings, use_gpu=bool(seg["use_gpu"]))
+    record = train_model(images, masks, model_out, settings, use_gpu=bool(seg["use_gpu"]),
+                         normalize={**params.normalize, "invert": params.invert})
     val_images, val_masks = read_pairs(list_pairs(validation_source))
     backend = load_model(model_out, use_gpu=bool(seg["use_gpu"]))
-    record["validation"] = evaluate(backend, val_images, val_masks,
-                                    eval_params(config, population))
+    record["validation"] = evaluate(backend, val_images, val_masks, params)
     record["population"] = population
     log.info("validation AP@0.5 on %d held-out frames: %.3f (mean per frame), %.3f pooled",
              len(val_images), record["validation"]["ap_mean"], record["validation"]["ap_pooled"])
