@@ -15,7 +15,7 @@ from livescreen.events import (
     score_labels,
     to_pixels_frames,
 )
-from livescreen.events.measure import frame_contacts, frame_enclosures
+from livescreen.events.measure import frame_contacts, frame_effector_signal, frame_enclosures
 from livescreen.events.validate import match_events, summarize, validate_gt_labels
 from livescreen.features import channel_names, object_features
 from livescreen.track import tracks_table
@@ -90,6 +90,60 @@ def test_enclosure_half_way_across_the_edge(cx, radius, enclosed):
     e = frame_enclosures(lab, gap_px=1.5, boundary_fraction=0.75, inside_fraction=0.9)
     assert e[["inner_track_id", "host_track_id"]].values.tolist() == ([[5, 2]] if enclosed
                                                                       else [])
+
+
+def test_effector_signal_leaves_out_pixels_near_targets():
+    shape = (40, 60)
+    tl = np.zeros(shape, np.uint32)
+    el = np.zeros(shape, np.uint32)
+    tl[disc(shape, 20, 15, 10)] = 3
+    el[disc(shape, 20, 31, 7)] = 4            # touches the target
+    el[disc(shape, 5, 55, 0.9)] = 6           # too small to measure (1 px)
+    img = np.zeros(shape)
+    img[tl == 3] = 300.0
+    near = disc(shape, 20, 15, 11.5) & (tl == 0)
+    img[near] = 150.0                         # the target's blurred light on its neighbours
+    img[(el == 4) & ~near] = 60.0             # label picked up by the effector
+    before = img.copy()
+    sig = frame_effector_signal(img, tl, el, away_px=2.0)
+    np.testing.assert_array_equal(img, before)
+    assert sig["effector_track_id"].tolist() == [4]
+    assert sig["target_signal"].iloc[0] == pytest.approx(60.0)
+    # whole-mask mean (what the tracks table holds) is contaminated by the blur
+    assert img[el == 4].mean() > 65.0
+
+
+def _nibble_scene(n_t=14):
+    """A target nibbled by an effector (contact frames 2-5) that leaves right after."""
+    shape = (50, 60)
+    tl = np.zeros((n_t, *shape), np.uint32)
+    el = np.zeros_like(tl)
+    rng = np.random.default_rng(1)
+    movie = rng.normal(100, 3, (n_t, 2, *shape))
+    for t in range(n_t):
+        tl[t][disc(shape, 25, 20, 8)] = 3
+        movie[t, 0][disc(shape, 25, 20, 8)] += 300
+        if t <= 5:
+            ex = 33 if t >= 2 else 45 - 3 * t
+            eff = disc(shape, 25, ex, 4)
+            el[t][eff] = 4
+            movie[t, 1][eff] += 300
+            if t >= 2:  # the target's label builds up in the effector during the contact
+                movie[t, 0][eff & ~disc(shape, 25, 20, 11)] += 300 * 0.3 * (t - 1) / 4
+    return tl, el, movie.clip(0).astype(np.uint16)
+
+
+def test_nibbling_read_during_the_contact_when_the_effector_leaves():
+    tl, el, movie = _nibble_scene()
+    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
+    out = score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
+                       tracks_from_labels(el, movie, "effector"), imaging=imaging,
+                       params=event_params(), **SITE)
+    enc = out["encounters"]
+    assert len(enc) == 1
+    assert enc["effector_target_signal_gain"].iloc[0] == pytest.approx(0.26, abs=0.05)
+    assert bool(enc["trogocytosis"].iloc[0])
+    assert enc["outcome"].iloc[0] == "trogocytosis_only"
 
 
 # ------------------------------------------------------------------ awkward input

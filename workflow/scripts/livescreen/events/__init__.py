@@ -76,7 +76,9 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
                     channels["death"], movie.shape[1])
     kw = dict(contact_gap_px=grid.contact_gap_px, cic_gap_px=grid.cic_gap_px,
               cic_boundary_fraction=grid.cic_boundary_fraction,
-              cic_inside_fraction=grid.cic_inside_fraction)
+              cic_inside_fraction=grid.cic_inside_fraction,
+              target_channel=None if channels.get("target") is None else int(channels["target"]),
+              signal_away_px=grid.trog_signal_away_px)
     meas = measure_site(target_labels, effector_labels, movie, **kw)
     pairs = enclosure_onset(meas["enclosures"], grid.cic_min_frames, 1)
     target_labels, target_tracks, n_swaps = repair_enclosure_swaps(

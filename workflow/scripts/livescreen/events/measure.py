@@ -26,6 +26,7 @@ CONTACT_COLUMNS = ["frame", "target_track_id", "effector_track_id", "contact_px"
 ENCLOSURE_COLUMNS = ["frame", "inner_track_id", "host_track_id", "boundary_fraction",
                      "inside_fraction"]
 BACKGROUND_COLUMNS = ["frame", "channel", "background", "noise"]
+SIGNAL_COLUMNS = ["frame", "effector_track_id", "target_signal", "n_px"]
 
 
 def _check_frame(lab: np.ndarray, name: str) -> np.ndarray:
@@ -203,9 +204,52 @@ def frame_background(image: np.ndarray, occupied: np.ndarray, margin_px: int = 2
     return med, np.maximum(mad, 1e-6)
 
 
+def frame_effector_signal(target_channel: np.ndarray, target: np.ndarray, effector: np.ndarray,
+                          away_px: float, min_px: int = 5) -> pd.DataFrame:
+    """Target-channel mean of each effector over its pixels away from every target.
+
+    Nibbled membrane makes the effector carry the target's label. Pixels of
+    the effector within ``away_px`` of a target (contact, blur of the target's
+    own light) are left out, so the measure can be taken during a contact.
+
+    Parameters
+    ----------
+    target_channel : (Y, X) array
+        The target channel of one frame (raw; background not subtracted). Not modified.
+    target, effector : (Y, X) int arrays
+        Target and effector labels (track ids) of the frame.
+    away_px : float
+        Effector pixels closer than this to any target pixel are left out.
+    min_px : int, optional
+        Effectors with fewer remaining pixels get no value.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``effector_track_id``, ``target_signal`` (mean), ``n_px``.
+    """
+    target = _check_frame(target, "target")
+    effector = _check_frame(effector, "effector")
+    image = np.asarray(target_channel, dtype=float)
+    if image.shape != target.shape or effector.shape != target.shape:
+        raise ValueError(f"target channel {image.shape}, target {target.shape} and effector "
+                         f"{effector.shape} labels must have the same shape")
+    far = (ndi.distance_transform_edt(target == 0) > away_px) if target.any() \
+        else np.ones(target.shape, bool)
+    sel = (effector > 0) & far
+    ids = effector[sel].astype(np.int64)
+    n = np.bincount(ids, minlength=1)
+    tot = np.bincount(ids, weights=image[sel], minlength=1)
+    keep = np.flatnonzero(n >= max(1, int(min_px)))
+    keep = keep[keep > 0]
+    return pd.DataFrame({"effector_track_id": keep.astype(np.int64),
+                         "target_signal": tot[keep] / n[keep], "n_px": n[keep].astype(np.int64)})
+
+
 def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=None, *,
                  contact_gap_px: float, cic_gap_px: float, cic_boundary_fraction: float,
-                 cic_inside_fraction: float) -> dict[str, pd.DataFrame]:
+                 cic_inside_fraction: float, target_channel: int | None = None,
+                 signal_away_px: float = 2.0) -> dict[str, pd.DataFrame]:
     """Run the per-frame measurements over a site.
 
     Parameters
@@ -217,13 +261,18 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
         Raw movie for background levels (read one frame at a time).
     contact_gap_px, cic_gap_px, cic_boundary_fraction, cic_inside_fraction : float
         See :func:`frame_contacts` and :func:`frame_enclosures`.
+    target_channel : int, optional
+        Channel index of the target label in the movie (effector signal).
+    signal_away_px : float, optional
+        See :func:`frame_effector_signal`.
 
     Returns
     -------
     dict
         ``contacts`` (:data:`CONTACT_COLUMNS`), ``enclosures``
         (:data:`ENCLOSURE_COLUMNS`), ``background`` (:data:`BACKGROUND_COLUMNS`;
-        empty without a movie or when its frame size differs).
+        empty without a movie or when its frame size differs), ``effector_signal``
+        (:data:`SIGNAL_COLUMNS`; empty without a movie or target channel).
     """
     target_labels = np.asarray(target_labels)
     effector_labels = np.asarray(effector_labels)
@@ -235,7 +284,7 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
     if movie is not None and not use_movie:
         log.warning("movie %s and labels %s differ in Y/X: no background levels",
                     tuple(movie.shape), target_labels.shape)
-    contacts, encl, bg = [], [], []
+    contacts, encl, bg, sig = [], [], [], []
     for t in range(n_t):
         tl, el = target_labels[t], effector_labels[t]
         c = frame_contacts(tl, el, contact_gap_px)
@@ -249,6 +298,11 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
             med, noise = frame_background(img, (tl > 0) | (el > 0))
             bg.append(pd.DataFrame({"frame": t, "channel": np.arange(len(med)),
                                     "background": med, "noise": noise}))
+            if target_channel is not None and 0 <= target_channel < img.shape[0] \
+                    and el.any():
+                es = frame_effector_signal(img[target_channel], tl, el, signal_away_px)
+                if len(es):
+                    sig.append(es.assign(frame=t))
 
     def _cat(parts, cols, ints):
         if not parts:
@@ -258,7 +312,9 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
 
     return {"contacts": _cat(contacts, CONTACT_COLUMNS, CONTACT_COLUMNS),
             "enclosures": _cat(encl, ENCLOSURE_COLUMNS, ENCLOSURE_COLUMNS[:3]),
-            "background": _cat(bg, BACKGROUND_COLUMNS, ["frame", "channel"])}
+            "background": _cat(bg, BACKGROUND_COLUMNS, ["frame", "channel"]),
+            "effector_signal": _cat(sig, SIGNAL_COLUMNS,
+                                    ["frame", "effector_track_id", "n_px"])}
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

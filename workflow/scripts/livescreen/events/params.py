@@ -75,6 +75,7 @@ class TrogocytosisParams(_Section):
     signal_gain_fraction: float = Field(0.08, gt=0)
     area_loss_fraction: float = Field(0.07, gt=0, lt=1)
     window_min: float = Field(12.0, gt=0)
+    signal_away_um: float = Field(1.3, ge=0)
 
 
 class ValidationParams(_Section):
@@ -154,6 +155,7 @@ class ScoringGrid:
     trog_signal_gain: float
     trog_area_loss: float
     trog_window: int
+    trog_signal_away_px: float = 2.0
 
 
 def frames_for(minutes: float, frame_interval_min: float) -> int:
@@ -208,4 +210,5 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         trog_signal_gain=tr.signal_gain_fraction,
         trog_area_loss=tr.area_loss_fraction,
         trog_window=max(1, frames_for(tr.window_min, dt)),
+        trog_signal_away_px=tr.signal_away_um / px,
     )

@@ -309,14 +309,20 @@ def _median_in(frames: np.ndarray, values: np.ndarray, lo: int, hi: int,
 def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: pd.DataFrame,
                       contacts: pd.DataFrame, background: pd.DataFrame,
                       channels: Mapping[str, int | None], n_frames: int,
-                      grid: ScoringGrid) -> pd.DataFrame:
+                      grid: ScoringGrid, signals: pd.DataFrame | None = None) -> pd.DataFrame:
     """Target-channel signal gained by the effector and area lost by the target.
 
     ``effector_target_signal_gain``: the effector's background-subtracted
     target-channel mean (minus the median over effectors free of contact in
-    the same frame), median over its contact-free frames in the
-    ``trog_window`` after the episode, minus the same before it (0 when not
-    seen before), divided by the target's own target-channel brightness.
+    the same frame), divided by the target's own target-channel brightness:
+    the median from the episode's last two frames to ``trog_window`` after it,
+    minus the median over the ``trog_window`` before it (0 when not seen
+    before); frames in contact with other targets are left out. With
+    ``signals`` (:func:`livescreen.events.measure.frame_effector_signal`: only
+    effector pixels away from every target) the contact's own last frames
+    count, when the gained label is strongest; without (the tracks' whole-mask
+    means, which in contact include the target's own light) only frames after
+    the contact do.
     ``target_area_loss_fraction``: 1 - (median area in the window after the
     episode) / (median area in the window before and at its start).
 
@@ -338,9 +344,15 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
     busy = set(zip(contacts["effector_track_id"].astype(int), contacts["frame"].astype(int),
                    strict=True))
     eff_sig = pd.Series(dtype=float)
-    if tcol is not None and len(effectors):
+    away = signals is not None and len(signals) > 0
+    if away:
+        e = signals.rename(columns={"effector_track_id": "track_id"})[["track_id", "frame"]].copy()
+        e["sig"] = (signals["target_signal"].to_numpy(float)
+                    - bg[signals["frame"].to_numpy(np.int64)])
+    elif tcol is not None and len(effectors):
         e = effectors[["track_id", "frame", tcol]].copy()
         e["sig"] = e[tcol].to_numpy(float) - bg[e["frame"].to_numpy(np.int64)]
+    if away or (tcol is not None and len(effectors)):
         free = ~pd.Series([(int(a), int(b)) in busy for a, b in
                            zip(e["track_id"], e["frame"], strict=False)], index=e.index)
         pop = e[free].groupby("frame")["sig"].median()
@@ -370,7 +382,12 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
         if er is not None and tr is not None and tcol is not None:
             ef = er["frame"].to_numpy(np.int64)
             ebusy = {f for (k, f) in busy if k == int(ep.effector_track_id)}
-            post = _median_in(ef, er["adj"].to_numpy(float), e_ + 1, e_ + W, ebusy)
+            if away:  # this contact's own last frames count; contacts with others do not
+                own = set(range(s, e_ + 1))
+                post = _median_in(ef, er["adj"].to_numpy(float), max(s, e_ - 1), e_ + W,
+                                  ebusy - own)
+            else:
+                post = _median_in(ef, er["adj"].to_numpy(float), e_ + 1, e_ + W, ebusy)
             pre = _median_in(ef, er["adj"].to_numpy(float), s - W, s - 1, ebusy)
             tsig = tr[tcol].to_numpy(float) - bg[tf] if tcol in tr else np.full(len(tf), np.nan)
             bright = _median_in(tf, tsig, s - W, e_)
@@ -622,7 +639,8 @@ def score_site(target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame,
     states = target_states(target_tracks, measurements["background"],
                            measurements["enclosures"], channels, n_frames, shape, grid)
     nib = nibbling_measures(episodes, target_tracks, effector_tracks, contacts,
-                            measurements["background"], channels, n_frames, grid)
+                            measurements["background"], channels, n_frames, grid,
+                            signals=measurements.get("effector_signal"))
     scored = encounter_outcomes(episodes, states, nib, n_frames, grid)
     enc = EncountersTable.validate(encounters_table(scored, grid.dt, grid.px, site))
     fates = FatesTable.validate(fates_table(states, enc, n_frames, grid.dt, site))
