@@ -322,6 +322,15 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return np.count_nonzero(a & b) / union if union else 0.0
 
 
+def _filled(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its holes filled (within its bounding box)."""
+    out = mask.copy()
+    sl = ndi.find_objects(mask.astype(np.uint8))
+    if sl and sl[0] is not None:
+        out[sl[0]] = ndi.binary_fill_holes(mask[sl[0]])
+    return out
+
+
 def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataFrame,
                            search_frames: int, margin: float = 0.1
                            ) -> tuple[np.ndarray, pd.DataFrame, int]:
@@ -333,7 +342,9 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     each track's last mask up to 2 frames before): if exchanging the two ids
     from frame *t* on raises the summed mask IoU of each track between then
     and *t* by more than ``margin``, the ids are exchanged from *t* on (in a
-    copy of the labels and the table).
+    copy of the labels and the table). Masks are compared with their holes
+    filled: a host becomes a ring around its inner cell, and its filled
+    outline, not the ring, is what continues its earlier mask.
 
     Parameters
     ----------
@@ -359,7 +370,7 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
         for k in range(t - 1, max(-1, t - 3), -1):   # last presence, up to 2 frames back
             m = labels[k] == tid
             if m.any():
-                return m
+                return _filled(m)
         return None
 
     for p in pairs.itertuples(index=False):
@@ -369,6 +380,7 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
             pa, pb = _before(a, t), _before(b, t)
             if not (la.any() and lb.any()) or pa is None or pb is None:
                 continue
+            la, lb = _filled(la), _filled(lb)
             keep = _iou(la, pa) + _iou(lb, pb)
             swap = _iou(la, pb) + _iou(lb, pa)
             if swap > keep + margin:
