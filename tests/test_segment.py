@@ -155,8 +155,10 @@ def test_segment_equals_tuned_cellpose_eval(tiny_model, site_movie, recover):
     _, movie, _ = site_movie
     backend = load_model(tiny_model)
     frames = [movie[t, 0] for t in (0, 1, 3, 4, 5)]
+    # flow_threshold 0: the tiny model's flows are too rough for Cellpose's flow check,
+    # which on some CPUs removes every mask and would leave nothing to compare
     params = EvalParams(diameter_px=None, batch_frames=2, cellprob_threshold=-1.0,
-                        recover_unassigned=recover)
+                        flow_threshold=0.0, recover_unassigned=recover)
     ours = list(backend.segment(frames, params))
     ref = [backend.reference_eval(f, params) for f in frames]
     assert sum(int(m.max()) for m in ref) > 0, "the tiny model finds nothing: test is vacuous"
@@ -171,7 +173,8 @@ def test_segment_equals_tuned_cellpose_eval(tiny_model, site_movie, recover):
 
 def test_segment_site_outputs(tiny_model, site_movie, tmp_path):
     image, movie, _ = site_movie
-    cfg = _config(populations={"target": {"cellprob_threshold": -1.0, "min_area_um2": 5.0}},
+    cfg = _config(populations={"target": {"cellprob_threshold": -1.0, "flow_threshold": 0.0,
+                                          "min_area_um2": 5.0}},
                   batch_frames=2, montage_frames=3)
     out = {k: tmp_path / f"target_{k}" for k in ("labels.tif", "qc.parquet", "montage.png")}
     summary = segment_site(image, tiny_model, out["labels.tif"], out["qc.parquet"],

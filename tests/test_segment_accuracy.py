@@ -39,7 +39,7 @@ def test_demo_model_ap50(population, tmp_path, monkeypatch, record_property):
         path = tmp_path / f"{population}.pth"
         params = eval_params(DEMO, population)
         record = train_model(images, masks, path, seg["training"],
-                             normalize={**params.normalize, "invert": params.invert})
+                             normalize=params.normalize_kwargs)
         record_property("train_seconds", record["seconds"])
     else:
         path = Path(source.path)

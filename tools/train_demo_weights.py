@@ -170,7 +170,7 @@ def train_recipe(population: str, name: str, overrides: dict[str, Any], outdir: 
     weights = outdir / f"{population}_{name}.pth"
     full = outdir / f".{population}_{name}.fp32.pth"
     record = train_model(images, masks, full, settings, use_gpu=use_gpu,
-                         normalize={**params.normalize, "invert": params.invert})
+                         normalize=params.normalize_kwargs)
     save_fp16(full, weights)
     full.unlink()
     record.update(population=population, recipe=name, overrides=overrides,

@@ -76,6 +76,19 @@ class EvalParams:
         if not 0 <= self.tile_overlap <= 0.5:
             raise SegmentationError(f"tile_overlap must be in [0, 0.5], got {self.tile_overlap}")
 
+    @property
+    def normalize_kwargs(self) -> dict:
+        """Cellpose ``normalize`` dict for these parameters, switched on.
+
+        Returns
+        -------
+        dict
+            ``normalize`` with ``"normalize": True`` and ``"invert"`` added: the
+            form taken by ``CellposeModel.eval`` and ``normalize_img`` and used
+            to normalise training frames the same way.
+        """
+        return {**self.normalize, "normalize": True, "invert": self.invert}
+
 
 class Backend(Protocol):
     """A loaded segmentation model (one per job)."""

@@ -214,8 +214,7 @@ class Cellpose3Backend:
             raise SegmentationError("frame contains NaN or infinite values")
         x = transforms.convert_image(frame, [0, 0], channel_axis=None, z_axis=None,
                                      do_3D=False, nchan=self.model.nchan)
-        norm = {**models.normalize_default, **params.normalize, "normalize": True,
-                "invert": params.invert}
+        norm = {**models.normalize_default, **params.normalize_kwargs}
         x = transforms.normalize_img(x[np.newaxis], **norm)
         return x[0]
 
@@ -339,7 +338,7 @@ class Cellpose3Backend:
             kwargs["tile_overlap"] = params.tile_overlap
         masks, flows, _ = self.model.eval(
             np.asarray(frame), channels=[0, 0], diameter=params.diameter_px,
-            normalize={**params.normalize, "normalize": True, "invert": params.invert},
+            normalize=params.normalize_kwargs,
             flow_threshold=params.flow_threshold, cellprob_threshold=params.cellprob_threshold,
             min_size=params.min_size_px, niter=params.niter, **kwargs)
         masks = np.asarray(masks).astype(np.uint32)

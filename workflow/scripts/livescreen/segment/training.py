@@ -363,7 +363,7 @@ def train_and_validate(train_source, validation_source, model_out: str | PathLik
     params = eval_params(config, population)
     images, masks = read_pairs(list_pairs(train_source))
     record = train_model(images, masks, model_out, settings, use_gpu=bool(seg["use_gpu"]),
-                         normalize={**params.normalize, "invert": params.invert})
+                         normalize=params.normalize_kwargs)
     val_images, val_masks = read_pairs(list_pairs(validation_source))
     backend = load_model(model_out, use_gpu=bool(seg["use_gpu"]))
     record["validation"] = evaluate(backend, val_images, val_masks, params)
