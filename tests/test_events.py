@@ -15,7 +15,12 @@ from livescreen.events import (
     score_labels,
     to_pixels_frames,
 )
-from livescreen.events.measure import frame_contacts, frame_effector_signal, frame_enclosures
+from livescreen.events.measure import (
+    frame_contacts,
+    frame_effector_signal,
+    frame_enclosures,
+    repair_enclosure_swaps,
+)
 from livescreen.events.validate import match_events, summarize, validate_gt_labels
 from livescreen.features import channel_names, object_features
 from livescreen.track import tracks_table
@@ -262,3 +267,41 @@ def test_gt_labels_precision_recall_onset(demo_site_matches, event):
     # half-way across the image edge were recognised)
     assert s["recall"] >= 0.9, demo_site_matches
     assert s["precision"] >= 0.9, demo_site_matches
+
+
+def _engulfment_movie(inner_id_after: int, host_id_after: int) -> np.ndarray:
+    """Host (id 1, r 15 px) and target (id 2, r 5 px) beside it; from frame 3 the
+    target sits inside the host, now a ring, with the given ids."""
+    yy, xx = np.mgrid[:64, :80]
+    disk = lambda cy, cx, r: (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r  # noqa: E731
+    labels = np.zeros((6, 64, 80), np.int32)
+    for t in range(3):
+        labels[t][disk(32, 30, 15)] = 1
+        labels[t][disk(32, 52, 5)] = 2
+    for t in range(3, 6):
+        labels[t][disk(32, 30, 15) & ~disk(32, 30, 7)] = host_id_after
+        labels[t][disk(32, 30, 5)] = inner_id_after
+    return labels
+
+
+def _tracks_of(labels: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame([(int(i), t) for t in range(labels.shape[0])
+                         for i in np.unique(labels[t]) if i], columns=["track_id", "frame"])
+
+
+@pytest.mark.parametrize("host_after", [2, 3], ids=["ids-exchanged", "host-new-id"])
+def test_enclosure_swap_gives_the_host_its_id_back(host_after):
+    """The tracker moved the host's id onto the inner cell; the host ring got the
+    inner's id (exchanged) or a new one (track 3 starts at frame 3, no past)."""
+    labels = _engulfment_movie(inner_id_after=1, host_id_after=host_after)
+    before = labels.copy()
+    pairs = pd.DataFrame({"inner_track_id": [1], "host_track_id": [host_after],
+                          "internalization_frame": [3]})
+    fixed, tracks, n = repair_enclosure_swaps(labels, _tracks_of(labels), pairs, 2)
+    assert n == 1
+    np.testing.assert_array_equal(labels, before)  # input not modified
+    ring = (fixed[3] > 0) & (np.hypot(*np.mgrid[:64, :80] - np.array([32, 30])[:, None, None])
+                             > 10)
+    assert set(np.unique(fixed[3:][:, ring])) == {1}  # the host keeps id 1 throughout
+    assert set(np.unique(fixed[3:, 32, 30])) == {host_after}  # the inner takes the other
+    assert set(tracks.loc[tracks["frame"] >= 3, "track_id"]) == {1, host_after}

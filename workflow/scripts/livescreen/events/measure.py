@@ -339,7 +339,9 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     When a target is internalised, its centroid moves onto its host's, so a
     centroid tracker can exchange the two identities. For each enclosure pair
     the frames within ``search_frames`` of its onset are checked (against
-    each track's last mask up to 2 frames before): if exchanging the two ids
+    each track's last mask up to 2 frames before; a track that has none, as
+    when the tracker gave the host ring a new id, is judged by the other
+    track alone): if exchanging the two ids
     from frame *t* on raises the summed mask IoU of each track between then
     and *t* by more than ``margin``, the ids are exchanged from *t* on (in a
     copy of the labels and the table). Masks are compared with their holes
@@ -378,11 +380,13 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
         for t in range(max(1, t0 - search_frames), min(n_t, t0 + search_frames + 1)):
             la, lb = labels[t] == a, labels[t] == b
             pa, pb = _before(a, t), _before(b, t)
-            if not (la.any() and lb.any()) or pa is None or pb is None:
+            if not (la.any() and lb.any()) or (pa is None and pb is None):
                 continue
             la, lb = _filled(la), _filled(lb)
-            keep = _iou(la, pa) + _iou(lb, pb)
-            swap = _iou(la, pb) + _iou(lb, pa)
+            # a track that starts at t (the tracker gave the host ring, or the
+            # inner cell, a new id) has no past: compare the other one's only
+            keep = (0.0 if pa is None else _iou(la, pa)) + (0.0 if pb is None else _iou(lb, pb))
+            swap = (0.0 if pa is None else _iou(lb, pa)) + (0.0 if pb is None else _iou(la, pb))
             if swap > keep + margin:
                 swaps.append((a, b, t))
                 break
