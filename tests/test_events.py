@@ -305,3 +305,30 @@ def test_enclosure_swap_gives_the_host_its_id_back(host_after):
     assert set(np.unique(fixed[3:][:, ring])) == {1}  # the host keeps id 1 throughout
     assert set(np.unique(fixed[3:, 32, 30])) == {host_after}  # the inner takes the other
     assert set(tracks.loc[tracks["frame"] >= 3, "track_id"]) == {1, host_after}
+
+
+def test_target_leaving_across_the_border_is_not_nibbled():
+    """An evading target that runs into the image border after the contact is cut by
+    it; its area loss there is not trogocytosis (no signal in the effector either)."""
+    n_t, shape = 14, (50, 60)
+    tl = np.zeros((n_t, *shape), np.uint32)
+    el = np.zeros_like(tl)
+    rng = np.random.default_rng(2)
+    movie = rng.normal(100, 3, (n_t, 2, *shape))
+    for t in range(n_t):
+        cx = 20 if t <= 5 else (8 if t == 6 else 2)  # from frame 7 half out of the field
+        tl[t][disc(shape, 25, cx, 8)] = 3
+        movie[t, 0][disc(shape, 25, cx, 8)] += 300
+        ex = 33 if 2 <= t <= 5 else (45 - 3 * t if t < 2 else 45)
+        el[t][disc(shape, 25, ex, 4)] = 4
+        movie[t, 1][disc(shape, 25, ex, 4)] += 300
+    movie = movie.clip(0).astype(np.uint16)
+    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
+    out = score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
+                       tracks_from_labels(el, movie, "effector"), imaging=imaging,
+                       params=event_params(), **SITE)
+    enc = out["encounters"]
+    assert len(enc) == 1
+    assert not bool(enc["trogocytosis"].iloc[0])
+    assert np.isnan(enc["target_area_loss_fraction"].iloc[0])
+    assert enc["outcome"].iloc[0] == "evasion"

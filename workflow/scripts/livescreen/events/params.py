@@ -76,6 +76,7 @@ class TrogocytosisParams(_Section):
     area_loss_fraction: float = Field(0.07, gt=0, lt=1)
     window_min: float = Field(12.0, gt=0)
     signal_away_um: float = Field(1.3, ge=0)
+    signal_after_min: float = Field(4.0, ge=0)
 
 
 class ValidationParams(_Section):
@@ -156,6 +157,7 @@ class ScoringGrid:
     trog_area_loss: float
     trog_window: int
     trog_signal_away_px: float = 2.0
+    trog_signal_after: int = 1
 
 
 def frames_for(minutes: float, frame_interval_min: float) -> int:
@@ -211,4 +213,5 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         trog_area_loss=tr.area_loss_fraction,
         trog_window=max(1, frames_for(tr.window_min, dt)),
         trog_signal_away_px=tr.signal_away_um / px,
+        trog_signal_after=frames_for(tr.signal_after_min, dt),
     )

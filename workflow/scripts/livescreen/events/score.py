@@ -315,16 +315,17 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
     ``effector_target_signal_gain``: the effector's background-subtracted
     target-channel mean (minus the median over effectors free of contact in
     the same frame), divided by the target's own target-channel brightness:
-    the median from the episode's last two frames to ``trog_window`` after it,
-    minus the median over the ``trog_window`` before it (0 when not seen
-    before); frames in contact with other targets are left out. With
-    ``signals`` (:func:`livescreen.events.measure.frame_effector_signal`: only
-    effector pixels away from every target) the contact's own last frames
-    count, when the gained label is strongest; without (the tracks' whole-mask
-    means, which in contact include the target's own light) only frames after
-    the contact do.
+    the median after the contact minus the median over the ``trog_window``
+    before it (0 when not seen before); frames in contact with other targets
+    are left out. With ``signals``
+    (:func:`livescreen.events.measure.frame_effector_signal`: only effector
+    pixels away from every target) "after" is the contact's last two frames,
+    when the gained label is strongest, to ``trog_signal_after`` frames after
+    its end; without (the tracks' whole-mask means, which in contact include
+    the target's own light) it is the ``trog_window`` after the contact.
     ``target_area_loss_fraction``: 1 - (median area in the window after the
-    episode) / (median area in the window before and at its start).
+    episode) / (median area in the window before and at its start), over
+    frames where the target does not touch the image border.
 
     Returns
     -------
@@ -368,8 +369,12 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
         if tr is not None:
             tf = tr["frame"].to_numpy(np.int64)
             area = tr["area_um2"].to_numpy(float)
-            pre = _median_in(tf, area, s - W, s)
-            post = _median_in(tf, area, e_ + 1, e_ + W)
+            # frames cut by the image border do not count: a target that
+            # moves out of the field (as evading cells do) only seems to shrink
+            inside = (~tr["touches_border"].to_numpy(bool) if "touches_border" in tr
+                      else np.ones(len(tf), bool))
+            pre = _median_in(tf[inside], area[inside], s - W, s)
+            post = _median_in(tf[inside], area[inside], e_ + 1, e_ + W)
             if np.isfinite(pre) and pre > 0 and np.isfinite(post):
                 loss[i] = 1.0 - post / pre
             at_end = np.nonzero(tf <= e_)[0]
@@ -384,7 +389,8 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
             ebusy = {f for (k, f) in busy if k == int(ep.effector_track_id)}
             if away:  # this contact's own last frames count; contacts with others do not
                 own = set(range(s, e_ + 1))
-                post = _median_in(ef, er["adj"].to_numpy(float), max(s, e_ - 1), e_ + W,
+                post = _median_in(ef, er["adj"].to_numpy(float), max(s, e_ - 1),
+                                  e_ + grid.trog_signal_after,
                                   ebusy - own)
             else:
                 post = _median_in(ef, er["adj"].to_numpy(float), e_ + 1, e_ + W, ebusy)
