@@ -115,7 +115,7 @@ class TrackingParams(BaseModel):
 
 #: Cancer cells: slow, crawling, dividing.
 TARGET_DEFAULTS: dict[str, Any] = {
-    "max_speed_um_per_min": 3.0,
+    "max_speed_um_per_min": 1.5,
     "speed_um_per_min": 0.5,
     "position_noise_um": 1.0,
     "max_gap_min": 12.0,
