@@ -332,3 +332,20 @@ def test_target_leaving_across_the_border_is_not_nibbled():
     assert not bool(enc["trogocytosis"].iloc[0])
     assert np.isnan(enc["target_area_loss_fraction"].iloc[0])
     assert enc["outcome"].iloc[0] == "evasion"
+
+
+def test_enclosure_swap_needs_the_sizes_to_agree():
+    """Two cells of the same size where one moved onto the other's earlier place:
+    overlap alone would exchange their ids, but a host/inner swap also moves the
+    host's id onto a much smaller cell, which did not happen here."""
+    shape = (40, 70)
+    labels = np.zeros((5, *shape), np.int32)
+    for t in range(5):
+        ax, bx = (20, 34) if t < 3 else (30, 44)
+        labels[t][disc(shape, 20, ax, 6)] = 1
+        labels[t][disc(shape, 20, bx, 6)] = 2
+    pairs = pd.DataFrame({"inner_track_id": [1], "host_track_id": [2],
+                          "internalization_frame": [3]})
+    fixed, _, n = repair_enclosure_swaps(labels, _tracks_of(labels), pairs, 1)
+    assert n == 0
+    np.testing.assert_array_equal(fixed, labels)
