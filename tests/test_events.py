@@ -354,8 +354,7 @@ def test_enclosure_swap_needs_the_sizes_to_agree():
 def test_demo_study_gt_labels_every_event_type(tmp_path):
     """All 15 demo sites simulated afresh, their true labels tracked and scored
     (``python -m livescreen.events.validate``): the issue's precision / recall
-    >= 0.9 and onset error <= 1 frame per event type. Evasion precision is a
-    floor at the measured 0.897 (docs/events.md, "Results")."""
+    >= 0.9 and onset error <= 1 frame per event type (docs/events.md, "Results")."""
     from livescreen.events.validate import main
 
     out = tmp_path / "matches.parquet"
@@ -366,5 +365,4 @@ def test_demo_study_gt_labels_every_event_type(tmp_path):
                             "trogocytosis_only", "trogocytosis", "died"}
     assert (s["median_onset_error_frames"] <= 1).all(), s
     assert (s["recall"] >= 0.9).all(), s
-    assert (s.drop(index="evasion")["precision"] >= 0.9).all(), s
-    assert s.loc["evasion", "precision"] >= 0.89, s
+    assert (s["precision"] >= 0.9).all(), s

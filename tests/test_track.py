@@ -292,3 +292,21 @@ def test_check_divisions_keeps_only_mitosis_like_splits(areas, kept):
     assert (new_of[track_of == heir] == 1).all()
     assert heir not in new_par
     assert all(new_par[2 + k] == 0 for k in range(len(areas)) if 2 + k != heir)
+
+
+def test_check_divisions_heir_only_within_the_tracker_gap():
+    """An undone division's heir continues the mother only if it starts within the
+    tracker's gap (demo C02: a cell's track was continued onto an unrelated cell
+    that appeared 20 frames after the mother ended)."""
+    from livescreen.track import check_divisions
+
+    rows = [(f, 400, 1) for f in range(3)] + [(f, 395, 2) for f in range(23, 26)]
+    feats = pd.DataFrame(rows, columns=["frame", "area_px", "track"])
+    track_of = feats["track"].to_numpy(np.int64)
+    new_of, new_par, n = check_divisions(feats, track_of, {1: 0, 2: 1}, 0.4, 0.5,
+                                         max_gap_frames=3)
+    assert n == 1 and new_par[2] == 0
+    assert (new_of == track_of).all()  # no heir: both tracks keep their ids
+    near = feats.assign(frame=np.where(feats["track"] == 2, feats["frame"] - 19, feats["frame"]))
+    new_of, _, _ = check_divisions(near, track_of, {1: 0, 2: 1}, 0.4, 0.5, max_gap_frames=3)
+    assert (new_of == 1).all()  # after a 1-frame gap the daughter continues the mother

@@ -35,7 +35,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from livescreen.features import channel_names, label_overlaps, object_features
-from livescreen.track_models import TrackingParams, btrack_config
+from livescreen.track_models import TrackingParams, btrack_config, max_lost_frames
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +389,8 @@ def repair_overlap_swaps(features: pd.DataFrame, track_of: np.ndarray,
 
 
 def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[int, int],
-                    min_size_ratio: float, area_change: float) -> tuple[np.ndarray, dict, int]:
+                    min_size_ratio: float, area_change: float,
+                    max_gap_frames: int | None = None) -> tuple[np.ndarray, dict, int]:
     """Undo divisions whose daughters do not look like the halves of a mitosis.
 
     A dividing cell splits into two daughters of similar size whose areas add
@@ -402,7 +403,9 @@ def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[
     within ``1 -/+ area_change`` of the mother's last area. Otherwise the
     daughter whose first area is closest (in ratio) to the mother's last area
     continues the mother's track (same id, the mother's parent) and the other
-    daughters become new tracks without a parent.
+    daughters become new tracks without a parent. Only a daughter that starts
+    within ``max_gap_frames`` missed frames of the mother's end can continue
+    it; when none does, all become new tracks.
 
     Parameters
     ----------
@@ -417,6 +420,9 @@ def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[
         Smallest plausible ratio of the daughters' areas (smaller / larger).
     area_change : float
         Largest relative change of total area across the division.
+    max_gap_frames : int, optional
+        Most missed frames between the mother's end and its heir's start
+        (the tracker's gap); ``None``: no limit.
 
     Returns
     -------
@@ -452,12 +458,17 @@ def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[
         if bad is None:
             return track_of, parents, n_undone
         mother, kids, a, m_area = bad
-        heir = kids[int(np.argmin(np.abs(np.log(np.maximum(a, 1.0) / max(m_area, 1.0)))))]
-        track_of[track_of == heir] = mother
-        for c, p in list(parents.items()):
-            if p == heir:
-                parents[c] = mother
-        parents.pop(heir, None)
+        cost = np.abs(np.log(np.maximum(a, 1.0) / max(m_area, 1.0)))
+        if max_gap_frames is not None:
+            gap = first.loc[kids, "frame"].to_numpy(np.int64) - int(last.at[mother, "frame"]) - 1
+            cost[gap > max_gap_frames] = np.inf
+        heir = kids[int(np.argmin(cost))] if np.isfinite(cost).any() else None
+        if heir is not None:
+            track_of[track_of == heir] = mother
+            for c, p in list(parents.items()):
+                if p == heir:
+                    parents[c] = mother
+            parents.pop(heir, None)
         for k in kids:
             if k != heir:
                 parents[k] = 0
@@ -555,7 +566,8 @@ def link_objects(features: pd.DataFrame, params: TrackingParams, pixel_size_um: 
     if params.divisions and "area_px" in features:
         track_of, parents, n_undone = check_divisions(
             features, track_of, parents, params.division_min_size_ratio,
-            params.division_area_change)
+            params.division_area_change,
+            max_gap_frames=max_lost_frames(params, frame_interval_min))
         if n_undone:
             log.info("%d implausible division(s) undone (daughter sizes; see "
                      "check_divisions)", n_undone)
