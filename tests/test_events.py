@@ -20,6 +20,7 @@ from livescreen.events.measure import (
     frame_effector_signal,
     frame_enclosures,
     repair_enclosure_swaps,
+    targets_under_effectors,
 )
 from livescreen.events.validate import match_events, summarize, validate_gt_labels
 from livescreen.features import channel_names, object_features
@@ -366,3 +367,22 @@ def test_demo_study_gt_labels_every_event_type(tmp_path):
     assert (s["median_onset_error_frames"] <= 1).all(), s
     assert (s["recall"] >= 0.9).all(), s
     assert (s["precision"] >= 0.9).all(), s
+
+
+def test_target_label_carried_by_an_effector_is_not_a_cell():
+    """A nibbling effector's picked-up target label, segmented as a small "target"
+    inside it, is left out: no encounter with it, the real target's remains."""
+    tl, el, movie = _nibble_scene()
+    tl = tl.copy()
+    for t in range(2, 6):
+        tl[t][disc(tl.shape[1:], 25, 34, 2)] = 9   # inside the effector (r 4 at x 33)
+    under = targets_under_effectors(tl, el, 0.8)
+    assert sorted(map(tuple, under.to_numpy())) == [(t, 9) for t in range(2, 6)]
+    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
+    out = score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
+                       tracks_from_labels(el, movie, "effector"), imaging=imaging,
+                       params=event_params(), **SITE)
+    assert out["encounters"]["target_track_id"].tolist() == [3]
+    assert 9 not in set(out["fates"]["target_track_id"])
+    assert not (out["target_labels"] == 9).any()
+    assert (tl == 9).sum() > 0  # input not modified

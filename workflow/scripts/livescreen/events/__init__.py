@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 
 from livescreen.events.measure import (
+    drop_objects,
     measure_site,
     repair_enclosure_swaps,
     stitch_engulfments,
+    targets_under_effectors,
 )
 from livescreen.events.params import EventParams, event_params, to_pixels_frames
 from livescreen.events.schemas import EffectorsTable, EncountersTable, FatesTable
@@ -62,13 +64,22 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
     -------
     dict
         ``encounters``, ``fates``, ``effectors``, ``states``, ``measurements``, and
-        ``target_labels`` / ``target_tracks`` after repairing inner/host
-        identity swaps (:func:`~livescreen.events.measure.repair_enclosure_swaps`).
+        ``target_labels`` / ``target_tracks`` without target objects lying under
+        effector masks (:func:`~livescreen.events.measure.targets_under_effectors`)
+        and after repairing inner/host identity swaps
+        (:func:`~livescreen.events.measure.repair_enclosure_swaps`).
     """
     target_labels = np.asarray(target_labels)
     if effector_labels is None:
         effector_labels = np.zeros_like(target_labels)
     grid = to_pixels_frames(params, imaging["pixel_size_um"], imaging["frame_interval_min"])
+    under = targets_under_effectors(target_labels, effector_labels,
+                                    params.contact.target_under_effector_max)
+    if len(under):
+        target_labels, target_tracks = drop_objects(target_labels, target_tracks, under)
+        log.info("%d target object(s) in %d track(s) lie under effector masks (an "
+                 "effector's picked-up target label, not a cell): left out", len(under),
+                 under["track_id"].nunique())
     channels = dict(imaging.get("channels") or {})
     if movie is not None and channels.get("death") is not None \
             and int(channels["death"]) >= movie.shape[1]:

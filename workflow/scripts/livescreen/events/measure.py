@@ -345,6 +345,59 @@ def _size_change(mask: np.ndarray, before: np.ndarray | None) -> float:
     return abs(float(np.log(max(np.count_nonzero(mask), 1) / max(np.count_nonzero(before), 1))))
 
 
+def targets_under_effectors(target_labels: np.ndarray, effector_labels: np.ndarray,
+                            max_fraction: float) -> pd.DataFrame:
+    """Target objects lying mostly under effector masks.
+
+    An effector that nibbled a target carries the target's label, which shows
+    in the target channel and can be segmented as a small "target" inside
+    the effector. Such an object is not a cell.
+
+    Parameters
+    ----------
+    target_labels, effector_labels : (T, Y, X) int arrays
+        Track-id labels of the two populations (not modified).
+    max_fraction : float
+        Objects with at least this fraction of their pixels on effector
+        pixels are returned.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame, track_id`` of those objects.
+    """
+    target_labels = np.asarray(target_labels)
+    effector_labels = np.asarray(effector_labels)
+    if target_labels.shape != effector_labels.shape:
+        raise ValueError(f"label stacks differ in shape: {target_labels.shape} vs "
+                         f"{effector_labels.shape}")
+    rows = []
+    for t in range(target_labels.shape[0]):
+        lab = target_labels[t]
+        under = effector_labels[t] > 0
+        if not under.any():
+            continue
+        total = np.bincount(lab.ravel())
+        covered = np.bincount(lab[under], minlength=total.size)
+        ids = np.flatnonzero((total > 0) & (covered >= max_fraction * total))
+        rows += [(t, int(i)) for i in ids if i]
+    return pd.DataFrame(rows, columns=["frame", "track_id"], dtype=np.int64)
+
+
+def drop_objects(labels: np.ndarray, tracks: pd.DataFrame, objects: pd.DataFrame
+                 ) -> tuple[np.ndarray, pd.DataFrame]:
+    """Copies of ``labels`` and ``tracks`` without ``objects`` (``frame, track_id``)."""
+    if objects.empty:
+        return labels, tracks
+    labels = labels.copy()
+    for t, g in objects.groupby("frame"):
+        sel = np.isin(labels[int(t)], g["track_id"].to_numpy())
+        labels[int(t)][sel] = 0
+    key = pd.MultiIndex.from_frame(objects[["frame", "track_id"]])
+    drop = pd.MultiIndex.from_arrays([tracks["frame"], tracks["track_id"]]).isin(key)
+    return labels, tracks.loc[~drop].reset_index(drop=True)
+
+
 def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataFrame,
                            search_frames: int, margin: float = 0.1
                            ) -> tuple[np.ndarray, pd.DataFrame, int]:

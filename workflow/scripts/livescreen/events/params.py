@@ -26,6 +26,7 @@ class ContactParams(_Section):
     gap_um: float = Field(1.0, ge=0)
     min_duration_min: float = Field(8.0, ge=0)
     max_break_min: float = Field(8.0, ge=0)
+    target_under_effector_max: float = Field(0.8, gt=0, le=1)
 
 
 class DeathParams(_Section):
