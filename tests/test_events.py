@@ -139,12 +139,17 @@ def _nibble_scene(n_t=14):
     return tl, el, movie.clip(0).astype(np.uint16)
 
 
+def _score_without_reporter(tl, el, movie):
+    """Score a (target, effector)-channel movie with its labels as tracks."""
+    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
+    return score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
+                        tracks_from_labels(el, movie, "effector"), imaging=imaging,
+                        params=event_params(), **SITE)
+
+
 def test_nibbling_read_during_the_contact_when_the_effector_leaves():
     tl, el, movie = _nibble_scene()
-    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
-    out = score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
-                       tracks_from_labels(el, movie, "effector"), imaging=imaging,
-                       params=event_params(), **SITE)
+    out = _score_without_reporter(tl, el, movie)
     enc = out["encounters"]
     assert len(enc) == 1
     assert enc["effector_target_signal_gain"].iloc[0] == pytest.approx(0.26, abs=0.05)
@@ -324,10 +329,7 @@ def test_target_leaving_across_the_border_is_not_nibbled():
         el[t][disc(shape, 25, ex, 4)] = 4
         movie[t, 1][disc(shape, 25, ex, 4)] += 300
     movie = movie.clip(0).astype(np.uint16)
-    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
-    out = score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
-                       tracks_from_labels(el, movie, "effector"), imaging=imaging,
-                       params=event_params(), **SITE)
+    out = _score_without_reporter(tl, el, movie)
     enc = out["encounters"]
     assert len(enc) == 1
     assert not bool(enc["trogocytosis"].iloc[0])
@@ -378,10 +380,7 @@ def test_target_label_carried_by_an_effector_is_not_a_cell():
         tl[t][disc(tl.shape[1:], 25, 34, 2)] = 9   # inside the effector (r 4 at x 33)
     under = targets_under_effectors(tl, el, 0.8)
     assert sorted(map(tuple, under.to_numpy())) == [(t, 9) for t in range(2, 6)]
-    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
-    out = score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
-                       tracks_from_labels(el, movie, "effector"), imaging=imaging,
-                       params=event_params(), **SITE)
+    out = _score_without_reporter(tl, el, movie)
     assert out["encounters"]["target_track_id"].tolist() == [3]
     assert 9 not in set(out["fates"]["target_track_id"])
     assert not (out["target_labels"] == 9).any()

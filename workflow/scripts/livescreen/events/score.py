@@ -371,8 +371,7 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
             area = tr["area_um2"].to_numpy(float)
             # frames cut by the image border do not count: a target that
             # moves out of the field (as evading cells do) only seems to shrink
-            inside = (~tr["touches_border"].to_numpy(bool) if "touches_border" in tr
-                      else np.ones(len(tf), bool))
+            inside = ~tr["touches_border"].to_numpy(bool)
             pre = _median_in(tf[inside], area[inside], s - W, s)
             post = _median_in(tf[inside], area[inside], e_ + 1, e_ + W)
             if np.isfinite(pre) and pre > 0 and np.isfinite(post):
