@@ -148,17 +148,18 @@ def site_movie(tmp_path_factory):
     return path, movie, site.labels
 
 
-@pytest.mark.parametrize("recover", [False, True])
-def test_segment_equals_tuned_cellpose_eval(tiny_model, site_movie, recover):
+@pytest.mark.parametrize("recover, join", [(False, None), (True, None), (True, 2.0)])
+def test_segment_equals_tuned_cellpose_eval(tiny_model, site_movie, recover, join):
     """Batched, pipelined, untiled evaluation gives exactly CellposeModel.eval's masks
-    (with ``recover_unassigned``: both post-processed from their own cell probability)."""
+    (with ``recover_unassigned`` / ``join_rings_gap_px``: both post-processed alike)."""
     _, movie, _ = site_movie
     backend = load_model(tiny_model)
     frames = [movie[t, 0] for t in (0, 1, 3, 4, 5)]
     # flow_threshold 0: the tiny model's flows are too rough for Cellpose's flow check,
     # which on some CPUs removes every mask and would leave nothing to compare
     params = EvalParams(diameter_px=None, batch_frames=2, cellprob_threshold=-1.0,
-                        flow_threshold=0.0, recover_unassigned=recover)
+                        flow_threshold=0.0, recover_unassigned=recover,
+                        join_rings_gap_px=join)
     ours = list(backend.segment(frames, params))
     ref = [backend.reference_eval(f, params) for f in frames]
     assert sum(int(m.max()) for m in ref) > 0, "the tiny model finds nothing: test is vacuous"
@@ -239,6 +240,21 @@ def test_training_pairs_roundtrip(tmp_path):
         list_pairs(tmp_path / "empty")
     with pytest.raises(SegmentationError, match="does not exist"):
         list_pairs([{"image": str(tmp_path / "a.tif"), "mask": str(tmp_path / "b.tif")}])
+
+
+@pytest.mark.parametrize("diam_mean_px, expected", [(None, 17.0), (30.0, 30.0)])
+def test_fine_tuning_training_diameter(tiny_model, tmp_path, diam_mean_px, expected):
+    """Fine-tuning keeps the initial model's training diameter unless diam_mean_px is set."""
+    imgs, masks = simulate_training_set(CONFIG["simulate"], CONFIG["imaging"], "target",
+                                        "train", 1, 1)
+    out = tmp_path / "tuned.pth"
+    train_model(imgs, masks, out, {"n_epochs": 2, "nimg_per_epoch": 2, "crop_px": 64,
+                                   "initial_model": str(tiny_model),
+                                   "diam_mean_px": diam_mean_px})
+    assert float(load_model(tiny_model).model.diam_mean) == 17.0
+    tuned = load_model(out).model
+    assert float(tuned.diam_mean) == expected
+    assert float(tuned.net.diam_mean.item()) == expected
 
 
 @pytest.mark.parametrize("n_frames", [3, 4])

@@ -1,4 +1,4 @@
-"""Recovery of foreground that Cellpose's flow dynamics leave unassigned (host rings)."""
+"""Post-processing of Cellpose masks for cell-in-cell hosts: unassigned rings, split rings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from livescreen.segment import SegmentationError
-from livescreen.segment.postprocess import recover_unassigned
+from livescreen.segment.postprocess import join_split_rings, recover_unassigned
 
 
 def _disk(shape, cy, cx, r):
@@ -54,3 +54,58 @@ def test_thin_halos_and_small_regions_stay_background():
 def test_recover_unassigned_rejects_mismatched_shapes():
     with pytest.raises(SegmentationError, match="same shape"):
         recover_unassigned(np.zeros((4, 4), int), np.zeros((4, 5)))
+
+
+def _split_ring_frame(shape=(100, 120), gap=1):
+    """Inner cell (1) inside a host ring cut into two crescents (2, 3); two touching
+    ordinary cells (4, 5); a cell (6) squeezed between two large neighbours (7, 8)."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    masks = np.zeros(shape, np.int32)
+    inner = _disk(shape, 30, 30, 9)
+    ring = _disk(shape, 30, 30, 17) & ~_disk(shape, 30, 30, 9 + gap)
+    masks[ring & (xx < 30)] = 2
+    masks[ring & (xx >= 30)] = 3
+    masks[inner] = 1
+    masks[_disk(shape, 80, 20, 10)] = 4
+    masks[_disk(shape, 80, 39, 10) & (masks == 0)] = 5
+    masks[_disk(shape, 30, 75, 14)] = 7
+    masks[_disk(shape, 30, 104, 14) & (masks == 0)] = 8
+    masks[_disk(shape, 30, 89, 4) & (masks == 0)] = 6
+    return masks
+
+
+@pytest.mark.parametrize("gap", [0, 1])
+def test_split_host_ring_is_joined_and_nothing_else(gap):
+    masks = _split_ring_frame(gap=gap)
+    before = masks.copy()
+    out = join_split_rings(masks, gap_px=2.0)
+    np.testing.assert_array_equal(masks, before)  # input not modified
+    assert out.dtype == masks.dtype
+    assert out.max() == masks.max() - 1  # one object fewer, ids without gaps
+    assert set(np.unique(out)) == set(range(out.max() + 1))
+    # the two crescents are one object now, everything else keeps its extent
+    assert len(np.unique(out[(masks == 2) | (masks == 3)])) == 1
+    for lab in (1, 4, 5, 6, 7, 8):
+        ids = np.unique(out[masks == lab])
+        assert len(ids) == 1 and ids[0] > 0
+        np.testing.assert_array_equal(out == ids[0], masks == lab)
+
+
+def test_ring_pieces_far_from_the_inner_cell_are_not_joined():
+    """Crescents separated from the inner cell by more than the gap do not wrap it."""
+    masks = _split_ring_frame(gap=4)
+    np.testing.assert_array_equal(join_split_rings(masks, gap_px=2.0), masks)
+
+
+def test_partly_enclosed_cell_is_not_a_split_ring():
+    """One crescent alone (half a ring) leaves the cell open to the background."""
+    masks = _split_ring_frame()
+    masks[masks == 3] = 0
+    np.testing.assert_array_equal(join_split_rings(masks, gap_px=2.0), masks)
+
+
+def test_join_split_rings_rejects_bad_arguments():
+    with pytest.raises(SegmentationError, match="2D"):
+        join_split_rings(np.zeros((2, 4, 4), int))
+    with pytest.raises(SegmentationError, match="fraction"):
+        join_split_rings(np.zeros((4, 4), int), enclosed_fraction=1.5)

@@ -60,7 +60,7 @@ log = logging.getLogger("train_demo_weights")
 #: Settings a recipe may override: ``segment.training`` numbers and the simulated set's size.
 RECIPE_KEYS = ("n_epochs", "nimg_per_epoch", "batch_size", "crop_px", "diam_mean_px",
                "learning_rate", "weight_decay", "sgd", "seed", "train_sites",
-               "train_frames_per_site", "normalize_percentiles")
+               "train_frames_per_site", "normalize_percentiles", "initial_model")
 
 #: Recipe keys that are not ``segment.training`` settings.
 DATA_KEYS = ("train_sites", "train_frames_per_site", "normalize_percentiles")
@@ -76,6 +76,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     "wide": {"train_sites": 48, "diam_mean_px": 30.0, "crop_px": 128, "n_epochs": 3000},
     # "wide" with 10000 steps
     "wide-long": {"train_sites": 48, "diam_mean_px": 30.0, "crop_px": 128, "n_epochs": 10000},
+    # fine-tune the 2,400-step 17-px weights at objects of 30 px (thin host rings stay
+    # > 1 px wide), 96-px crops, twice the simulated fields; the initial weights are
+    # models/demo/target.pth of commit 7e0b758 (docs/segmentation.md, "Demo training")
+    "hires": {"initial_model": "resources/models/demo_training/target_17px.pth",
+              "diam_mean_px": 30.0, "crop_px": 96, "n_epochs": 600, "train_sites": 24},
 }
 
 #: Held-out frames of tests/test_segment_accuracy.py: 4 validation fields x 2 frames.
@@ -100,7 +105,8 @@ def recipe_settings(config: dict, overrides: dict[str, Any]) -> tuple[dict, int,
     Returns
     -------
     settings : dict
-        What ``train_model`` takes (``initial_model`` is always None: from scratch).
+        What ``train_model`` takes (``initial_model``: the recipe's, relative to the
+        repository, else None: from scratch).
     sites, frames_per_site : int
     """
     from livescreen.segment import segment_settings
@@ -112,7 +118,11 @@ def recipe_settings(config: dict, overrides: dict[str, Any]) -> tuple[dict, int,
     sim = training["simulate"]
     settings = {k: v for k, v in training.items() if k not in ("simulate", "annotations")}
     settings.update({k: v for k, v in overrides.items() if k not in DATA_KEYS})
-    settings["initial_model"] = None
+    init = overrides.get("initial_model")
+    settings["initial_model"] = str(REPO / init) if init else None
+    if init and not Path(settings["initial_model"]).is_file():
+        raise SystemExit(f"initial_model {settings['initial_model']} does not exist "
+                         "(docs/segmentation.md, 'Demo training', says how to get it)")
     return (settings, int(overrides.get("train_sites", sim["train_sites"])),
             int(overrides.get("train_frames_per_site", sim["train_frames_per_site"])))
 

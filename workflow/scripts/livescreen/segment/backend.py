@@ -52,6 +52,10 @@ class EvalParams:
         Make objects of foreground pixels that the flow dynamics leave
         unassigned (the ring of a cell-in-cell host;
         :func:`livescreen.segment.postprocess.recover_unassigned`).
+    join_rings_gap_px : float or None
+        Join the pieces of cell-in-cell host rings split around their inner
+        cell, measured after closing gaps up to this many pixels
+        (:func:`livescreen.segment.postprocess.join_split_rings`); ``None`` = off.
     """
 
     diameter_px: float | None = None
@@ -65,6 +69,7 @@ class EvalParams:
     tile_overlap: float = 0.1
     niter: int | None = None
     recover_unassigned: bool = False
+    join_rings_gap_px: float | None = None
 
     def __post_init__(self):
         if self.diameter_px is not None and not self.diameter_px > 0:

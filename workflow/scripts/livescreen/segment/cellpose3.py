@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import EvalParams, SegmentationError
-from .postprocess import recover_unassigned
+from .postprocess import postprocess_masks
 
 log = logging.getLogger(__name__)
 
@@ -251,11 +251,7 @@ class Cellpose3Backend:
             dP, cellprob, niter=niter, cellprob_threshold=params.cellprob_threshold,
             flow_threshold=params.flow_threshold, interp=True, resize=None,
             min_size=params.min_size_px, max_size_fraction=0.4, device=self.model.device)
-        masks = masks.astype(np.uint32, copy=False)
-        if params.recover_unassigned:
-            masks = recover_unassigned(masks, cellprob, params.cellprob_threshold,
-                                       params.min_size_px)
-        return masks
+        return postprocess_masks(masks.astype(np.uint32, copy=False), cellprob, params)
 
     def _batch_masks(self, yf: np.ndarray | None, live: list[int], n: int,
                      shape: tuple[int, int], params: EvalParams) -> list[np.ndarray]:
@@ -341,11 +337,9 @@ class Cellpose3Backend:
             normalize=params.normalize_kwargs,
             flow_threshold=params.flow_threshold, cellprob_threshold=params.cellprob_threshold,
             min_size=params.min_size_px, niter=params.niter, **kwargs)
-        masks = np.asarray(masks).astype(np.uint32)
-        if params.recover_unassigned:  # the same post-processing as segment()
-            masks = recover_unassigned(masks, np.asarray(flows[2]), params.cellprob_threshold,
-                                       params.min_size_px)
-        return masks
+        # the same post-processing as segment()
+        return postprocess_masks(np.asarray(masks).astype(np.uint32), np.asarray(flows[2]),
+                                 params)
 
     def forward_only(self, frame: np.ndarray, params: EvalParams) -> np.ndarray:
         """Bare network forward pass on one prepared, resized and padded frame.

@@ -63,3 +63,125 @@ def recover_unassigned(masks: np.ndarray, cellprob: np.ndarray, cellprob_thresho
     sel = free & (grown > 0)
     out[sel] = grown[sel].astype(out.dtype, copy=False)
     return out
+
+
+def _boundary_counts(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """4-neighbour pixel edges between labels: per-label totals and per-pair counts.
+
+    The image is padded with a label ``max + 1`` (the world beyond the edge), so
+    an object's total boundary includes its edges on the image border.
+
+    Returns
+    -------
+    total : (n + 2,) int array
+        Boundary edges of each label (index = label).
+    pairs : (m, 2) int array
+        Ordered pairs (a, b) of different labels sharing edges, a > 0.
+    counts : (m,) int array
+        Edges of a bordering b.
+    """
+    edge = int(lab.max()) + 1
+    pad = np.pad(lab.astype(np.int64), 1, constant_values=edge)
+    a = np.concatenate([pad[:, :-1].ravel(), pad[:, 1:].ravel(), pad[:-1, :].ravel(),
+                        pad[1:, :].ravel()])
+    b = np.concatenate([pad[:, 1:].ravel(), pad[:, :-1].ravel(), pad[1:, :].ravel(),
+                        pad[:-1, :].ravel()])
+    keep = (a != b) & (a > 0) & (a != edge)
+    a, b = a[keep], b[keep]
+    base = edge + 1
+    total = np.bincount(a, minlength=base)
+    key, counts = np.unique(a * base + b, return_counts=True)
+    return total, np.stack([key // base, key % base], axis=1), counts
+
+
+def join_split_rings(masks: np.ndarray, gap_px: float = 2.0, enclosed_fraction: float = 0.8,
+                     wrap_fraction: float = 0.25) -> np.ndarray:
+    """Join the pieces of a cell-in-cell host ring that Cellpose split around its inner cell.
+
+    The flows of a ring-shaped host run around its hole, and Cellpose's
+    dynamics often send the two halves of the ring to different sinks: the
+    host comes out as two or three crescents hugging the inner cell. Here an
+    object *A* is taken as an inner cell split around when at least two
+    neighbours each wrap around it (at least ``wrap_fraction`` of the
+    neighbour's own boundary borders *A*; a neighbouring ordinary cell shares
+    a short, flat interface, ~10-20 % of its boundary) and these wrapping
+    neighbours together cover at least ``enclosed_fraction`` of *A*'s boundary
+    (*A* is enclosed, with almost no background or image edge around it).
+    Those neighbours become one object. Gaps up to ``gap_px`` (the dark rim
+    of a vacuole) are closed before measuring; the masks themselves are not grown.
+
+    Parameters
+    ----------
+    masks : numpy.ndarray
+        (Y, X) integer labels (0 = background); not modified.
+    gap_px : float, optional
+        Gap between objects closed before measuring, in pixels.
+    enclosed_fraction, wrap_fraction : float, optional
+        Thresholds in (0, 1] (see above). The defaults were chosen on held-out
+        simulated frames (docs/segmentation.md, "Split host rings").
+
+    Returns
+    -------
+    numpy.ndarray
+        Labels of ``masks``' dtype, numbered 1..n without gaps; the input is
+        returned relabelled only where pieces were joined (otherwise a copy).
+    """
+    from skimage.segmentation import expand_labels, relabel_sequential
+
+    masks = np.asarray(masks)
+    if masks.ndim != 2:
+        raise SegmentationError(f"masks must be a 2D label image, got shape {masks.shape}")
+    if not (0 < enclosed_fraction <= 1 and 0 < wrap_fraction <= 1):
+        raise SegmentationError("enclosed_fraction and wrap_fraction must be in (0, 1]")
+    out = masks.copy()
+    if np.count_nonzero(np.unique(masks)) < 3:
+        return out
+    grown = expand_labels(masks, distance=float(gap_px)) if gap_px > 0 else masks
+    total, pairs, counts = _boundary_counts(grown)
+    edge = total.size - 1
+    shared = {(int(a), int(b)): int(n) for (a, b), n in zip(pairs, counts, strict=True)
+              if b != edge and b > 0}
+    neighbours: dict[int, list[int]] = {}
+    for a, b in shared:
+        neighbours.setdefault(a, []).append(b)
+    parent = np.arange(edge + 1)
+    used: set[int] = set()
+    for inner, nbs in neighbours.items():
+        wrap = [b for b in nbs if shared[(b, inner)] >= wrap_fraction * total[b]]
+        if len(wrap) < 2 or inner in used or used.intersection(wrap):
+            continue
+        if sum(shared[(inner, b)] for b in wrap) < enclosed_fraction * total[inner]:
+            continue
+        parent[wrap] = min(wrap)
+        used.update(wrap)
+        used.add(inner)
+    if not used:
+        return out
+    joined = parent[masks.astype(np.int64)]
+    return relabel_sequential(joined)[0].astype(masks.dtype, copy=False)
+
+
+def postprocess_masks(masks: np.ndarray, cellprob: np.ndarray, params) -> np.ndarray:
+    """The post-processing steps ``params`` asks for, in order (stage and reference alike).
+
+    Parameters
+    ----------
+    masks : numpy.ndarray
+        (Y, X) Cellpose labels; not modified.
+    cellprob : numpy.ndarray
+        (Y, X) cell-probability logits of the same frame.
+    params : livescreen.segment.backend.EvalParams
+        ``recover_unassigned`` (then ``cellprob_threshold``, ``min_size_px``)
+        and ``join_rings_gap_px``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Labels of ``masks``' dtype.
+    """
+    out = masks
+    if params.recover_unassigned:
+        out = recover_unassigned(out, cellprob, params.cellprob_threshold, params.min_size_px)
+    if params.join_rings_gap_px is not None:
+        out = join_split_rings(out, params.join_rings_gap_px)
+    return out

@@ -29,8 +29,13 @@ POPULATION_DEFAULTS: dict[str, Any] = {
     "model": "train", "model_diam_mean_px": None, "diameter_um": None,
     "flow_threshold": 0.4, "cellprob_threshold": 0.0, "min_area_um2": 10.0,
     "normalize_percentiles": [1.0, 99.0], "invert": False, "tile_size_px": None,
-    "recover_unassigned": False,
+    "recover_unassigned": False, "join_split_rings": False,
 }
+
+#: Gap (um) closed before :func:`~livescreen.segment.postprocess.join_split_rings` measures
+#: how ring pieces wrap around an inner cell: the dark rim of the vacuole, blurred by the
+#: optics (~1-2 px at 0.65 um/px), lies between the pieces and the inner cell's mask.
+JOIN_RINGS_GAP_UM = 1.3
 
 
 def training_settings(training: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,7 +108,8 @@ def eval_params(config: Mapping[str, Any], population: str) -> EvalParams:
         normalize={"percentile": (lo, hi)}, invert=bool(p["invert"]),
         batch_frames=int(seg["batch_frames"]),
         tile_size_px=None if p["tile_size_px"] is None else int(p["tile_size_px"]),
-        recover_unassigned=bool(p["recover_unassigned"]))
+        recover_unassigned=bool(p["recover_unassigned"]),
+        join_rings_gap_px=JOIN_RINGS_GAP_UM / px if p["join_split_rings"] else None)
 
 
 #: ``segment.training.annotations.<population>.<split>`` value meaning "simulate them".

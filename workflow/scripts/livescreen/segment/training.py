@@ -34,12 +34,15 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "sgd": True,
     "batch_size": 8,
     "crop_px": 64,
-    "diam_mean_px": 17.0,
+    "diam_mean_px": None,
     "nimg_per_epoch": 8,
     "min_train_masks": 1,
     "seed": 0,
     "initial_model": None,
 }
+
+#: Training diameter (px) of a network trained from scratch when ``diam_mean_px`` is null.
+SCRATCH_DIAM_MEAN_PX = 17.0
 
 #: Offset added to the simulator's base seed for training / validation sites, far
 #: from any screen site's seed (those come from plate/well/field hashes).
@@ -199,6 +202,31 @@ def normalize_frames(images: Sequence[np.ndarray],
                                      **norm)[..., 0] for i in images]
 
 
+def set_training_diameter(model, diam_mean_px: float) -> None:
+    """Make a loaded Cellpose 3 model train (and later segment) at objects of ``diam_mean_px``.
+
+    Cellpose rescales every frame so that objects are ``net.diam_mean`` pixels
+    across before the network sees it. Fine-tuning weights at a larger value
+    lets the network resolve finer structure (e.g. the thin ring of a
+    cell-in-cell host); the convolution weights themselves carry no scale.
+
+    Parameters
+    ----------
+    model : cellpose.models.CellposeModel
+        Modified in place (its ``diam_mean`` and ``net.diam_mean``).
+    diam_mean_px : float
+        New training diameter in pixels, > 0.
+    """
+    if not diam_mean_px > 0:
+        raise SegmentationError(f"segment.training.diam_mean_px must be > 0, got {diam_mean_px}")
+    old = float(model.net.diam_mean.item())
+    if old != diam_mean_px:
+        log.info("objects rescaled to %.1f px for training (the initial model used %.1f px)",
+                 diam_mean_px, old)
+    model.net.diam_mean.data[:] = diam_mean_px
+    model.diam_mean = diam_mean_px
+
+
 def train_model(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                 out_path: str | PathLike, settings: Mapping[str, Any] | None = None,
                 use_gpu: bool = False, normalize: Mapping[str, Any] | None = None) -> dict:
@@ -244,14 +272,17 @@ def train_model(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
     np.random.seed(int(s["seed"]))  # noqa: NPY002 - cellpose.train draws from the legacy global RNG
     device = select_device(use_gpu)
     init = s.get("initial_model")
-    if init:  # fine-tune existing weights (their diam_mean is kept)
+    if init:  # fine-tune existing weights
         from .cellpose3 import load_model
 
         model = load_model(init, use_gpu=use_gpu).model
-        log.info("fine-tuning %s", init)
+        log.info("fine-tuning %s (trained at objects of %.1f px)", init,
+                 float(model.net.diam_mean.item()))
+        if s["diam_mean_px"] is not None:
+            set_training_diameter(model, float(s["diam_mean_px"]))
     else:
         model = models.CellposeModel(device=device, pretrained_model=False,
-                                     diam_mean=float(s["diam_mean_px"]))
+                                     diam_mean=float(s["diam_mean_px"] or SCRATCH_DIAM_MEAN_PX))
     t0, cpu0 = time.perf_counter(), time.process_time()
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
