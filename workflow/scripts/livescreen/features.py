@@ -211,3 +211,38 @@ def label_overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
     na = np.bincount(a.ravel().astype(np.int64))
     nb = np.bincount(b.ravel().astype(np.int64))
     return ids_a, ids_b, inter / (na[ids_a] + nb[ids_b] - inter)
+
+
+def boundary_contacts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel edges (4-neighbour) between the objects of one label image.
+
+    The image is padded with the label ``edge = labels.max() + 1`` (the world
+    beyond the image border), so an object's boundary includes its edges on
+    the border, and those edges are counted against ``edge``.
+
+    Parameters
+    ----------
+    labels : (Y, X) int array
+        Labels (0 = background). Not modified.
+
+    Returns
+    -------
+    total : (edge + 1,) int array
+        Boundary edges of each label (index = label; 0 and ``edge`` are 0).
+    pairs : (m, 2) int array
+        Ordered pairs ``(a, b)``, ``a`` an object, ``b`` a different label
+        (0 = background, ``edge`` = image border) sharing edges with it.
+    counts : (m,) int array
+        Edges of ``a`` bordering ``b``.
+    """
+    edge = int(labels.max()) + 1
+    pad = np.pad(np.asarray(labels, dtype=np.int64), 1, constant_values=edge)
+    a = np.concatenate([pad[:, :-1].ravel(), pad[:, 1:].ravel(), pad[:-1, :].ravel(),
+                        pad[1:, :].ravel()])
+    b = np.concatenate([pad[:, 1:].ravel(), pad[:, :-1].ravel(), pad[1:, :].ravel(),
+                        pad[:-1, :].ravel()])
+    keep = (a != b) & (a > 0) & (a != edge)
+    a, b = a[keep], b[keep]
+    base = edge + 1
+    key, counts = np.unique(a * base + b, return_counts=True)
+    return np.bincount(a, minlength=base), np.stack([key // base, key % base], axis=1), counts

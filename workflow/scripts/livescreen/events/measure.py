@@ -20,6 +20,8 @@ import pandas as pd
 from scipy import ndimage as ndi
 from skimage.segmentation import expand_labels
 
+from livescreen.features import boundary_contacts
+
 log = logging.getLogger(__name__)
 
 CONTACT_COLUMNS = ["frame", "target_track_id", "effector_track_id", "contact_px"]
@@ -123,20 +125,12 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
     if np.count_nonzero(np.unique(target)) < 2:
         return empty
     grown = _grow(target, gap_px).astype(np.int64)
-    edge = int(grown.max()) + 1          # the world beyond the image edge
-    lab = np.pad(grown, 1, constant_values=edge)
-    base = edge + 1
-    # boundary edges between different labels, both directions
-    a = np.concatenate([lab[:, :-1].ravel(), lab[:, 1:].ravel(), lab[:-1, :].ravel(),
-                        lab[1:, :].ravel()])
-    b = np.concatenate([lab[:, 1:].ravel(), lab[:, :-1].ravel(), lab[1:, :].ravel(),
-                        lab[:-1, :].ravel()])
-    keep = (a != b) & (a > 0) & (a != edge)
-    a, b = a[keep], b[keep]
-    total = np.bincount(a, minlength=base).astype(float)
-    at_edge = np.bincount(a[b == edge], minlength=base).astype(float)
-    pair_key, pair_n = np.unique(a * base + b, return_counts=True)
-    pa_, pb_ = pair_key // base, pair_key % base
+    # boundary edges between different labels; edge = the world beyond the image edge
+    total, pairs, pair_n = boundary_contacts(grown)
+    edge = total.size - 1
+    total = total.astype(float)
+    pa_, pb_ = pairs[:, 0], pairs[:, 1]
+    at_edge = np.bincount(pa_[pb_ == edge], weights=pair_n[pb_ == edge], minlength=edge + 1)
     ok = (pb_ > 0) & (pb_ != edge)
     pa_, pb_, pair_n = pa_[ok], pb_[ok], pair_n[ok]
     # the edge is discounted for an inner cell only when its host is cut by the
@@ -146,7 +140,7 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
     rows = {(int(i), int(h)): [float(f), 0.0]
             for i, h, f in zip(pa_, pb_, bfrac, strict=True)}
     # filled outlines: candidate hosts whose bounding box contains the inner's
-    lab[lab == edge] = 0
+    lab = np.pad(grown, 1)
     slices = ndi.find_objects(lab)
     ids = np.array([i + 1 for i, s in enumerate(slices) if s is not None], dtype=np.int64)
     if ids.size >= 2:
@@ -155,7 +149,7 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
         inside = ((box[:, None, 0] >= box[None, :, 0]) & (box[:, None, 1] <= box[None, :, 1])
                   & (box[:, None, 2] >= box[None, :, 2]) & (box[:, None, 3] <= box[None, :, 3]))
         np.fill_diagonal(inside, False)
-        area = np.bincount(lab.ravel(), minlength=base)
+        area = np.bincount(lab.ravel(), minlength=edge + 1)
         filled_cache: dict[int, np.ndarray] = {}
         for ii, hh in zip(*np.nonzero(inside), strict=False):
             inner, host = int(ids[ii]), int(ids[hh])

@@ -65,35 +65,6 @@ def recover_unassigned(masks: np.ndarray, cellprob: np.ndarray, cellprob_thresho
     return out
 
 
-def _boundary_counts(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """4-neighbour pixel edges between labels: per-label totals and per-pair counts.
-
-    The image is padded with a label ``max + 1`` (the world beyond the edge), so
-    an object's total boundary includes its edges on the image border.
-
-    Returns
-    -------
-    total : (n + 2,) int array
-        Boundary edges of each label (index = label).
-    pairs : (m, 2) int array
-        Ordered pairs (a, b) of different labels sharing edges, a > 0.
-    counts : (m,) int array
-        Edges of a bordering b.
-    """
-    edge = int(lab.max()) + 1
-    pad = np.pad(lab.astype(np.int64), 1, constant_values=edge)
-    a = np.concatenate([pad[:, :-1].ravel(), pad[:, 1:].ravel(), pad[:-1, :].ravel(),
-                        pad[1:, :].ravel()])
-    b = np.concatenate([pad[:, 1:].ravel(), pad[:, :-1].ravel(), pad[1:, :].ravel(),
-                        pad[:-1, :].ravel()])
-    keep = (a != b) & (a > 0) & (a != edge)
-    a, b = a[keep], b[keep]
-    base = edge + 1
-    total = np.bincount(a, minlength=base)
-    key, counts = np.unique(a * base + b, return_counts=True)
-    return total, np.stack([key // base, key % base], axis=1), counts
-
-
 def join_split_rings(masks: np.ndarray, gap_px: float = 2.0, enclosed_fraction: float = 0.8,
                      wrap_fraction: float = 0.25) -> np.ndarray:
     """Join the pieces of a cell-in-cell host ring that Cellpose split around its inner cell.
@@ -128,6 +99,8 @@ def join_split_rings(masks: np.ndarray, gap_px: float = 2.0, enclosed_fraction: 
     """
     from skimage.segmentation import expand_labels, relabel_sequential
 
+    from livescreen.features import boundary_contacts
+
     masks = np.asarray(masks)
     if masks.ndim != 2:
         raise SegmentationError(f"masks must be a 2D label image, got shape {masks.shape}")
@@ -137,7 +110,7 @@ def join_split_rings(masks: np.ndarray, gap_px: float = 2.0, enclosed_fraction: 
     if np.count_nonzero(np.unique(masks)) < 3:
         return out
     grown = expand_labels(masks, distance=float(gap_px)) if gap_px > 0 else masks
-    total, pairs, counts = _boundary_counts(grown)
+    total, pairs, counts = boundary_contacts(grown)
     edge = total.size - 1
     shared = {(int(a), int(b)): int(n) for (a, b), n in zip(pairs, counts, strict=True)
               if b != edge and b > 0}
