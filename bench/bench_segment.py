@@ -26,6 +26,12 @@ Usage::
 the peak-RSS jobs then also report ``torch.cuda.max_memory_allocated``. Without
 it, ``--demo`` keeps the suite's behaviour (the workflow's ``use_gpu`` default:
 a GPU if present) and the other modes use the CPU.
+
+``--import-time`` only times, in fresh processes interleaved over rounds, the
+import of ``cellpose.models`` as plain ``import`` (numba compiles
+``cellpose.dynamics``' kernels) and through
+``livescreen.segment.cellpose3.import_cellpose`` (kernels from numba's cache,
+warmed once first): the start-up every segment job pays.
 """
 
 from __future__ import annotations
@@ -278,6 +284,38 @@ def run(quick: bool = False, size: int = 512, frames: int | None = None,
     return {"figures": figs, "results": r}
 
 
+_IMPORTS = {
+    "plain import cellpose.models": "import cellpose.models",
+    "import_cellpose() first": ("import sys; sys.path.insert(0, {scripts!r}); "
+                                "from livescreen.segment.cellpose3 import import_cellpose; "
+                                "import_cellpose(); import cellpose.models"),
+}
+
+
+def import_times(rounds: int) -> dict[str, list[float]]:
+    """Wall seconds of each way of importing Cellpose, each in a fresh process.
+
+    Parameters
+    ----------
+    rounds : int
+        Interleaved rounds (after one untimed warm-up of numba's cache).
+
+    Returns
+    -------
+    dict
+        Label -> seconds per round.
+    """
+    code = {k: v.format(scripts=str(REPO / "workflow" / "scripts")) for k, v in _IMPORTS.items()}
+    subprocess.run([sys.executable, "-c", code["import_cellpose() first"]], check=True)
+    out: dict[str, list[float]] = {k: [] for k in code}
+    for _ in range(rounds):
+        for k, c in code.items():
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", c], check=True)
+            out[k].append(time.perf_counter() - t0)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=None,
@@ -298,7 +336,14 @@ def main():
     ap.add_argument("--demo", action="store_true",
                     help="the suite's figure (run()): demo weights on simulated frames with "
                          "ground truth; --json then writes the suite's result document")
+    ap.add_argument("--import-time", action="store_true",
+                    help="only time Cellpose's import, plain vs import_cellpose() (rounds)")
     args = ap.parse_args()
+    if args.import_time:
+        for k, v in import_times(args.rounds).items():
+            print(f"{k:<32} median {np.median(v):.2f} s, min {min(v):.2f} s "
+                  f"({args.rounds} fresh processes)")
+        return
 
     from livescreen.segment.backend import EvalParams
     from livescreen.segment.cellpose3 import configure_torch, load_model, padded_size

@@ -96,10 +96,15 @@ def test_load_model_bad_files(tmp_path):
 
 
 def test_eval_params_units():
-    cfg = _config(populations={"target": {"diameter_um": 13.0, "min_area_um2": 4.225}})
+    cfg = _config(populations={"target": {"diameter_um": 13.0, "min_area_um2": 4.225,
+                                          "min_edge_area_um2": 2.1125}})
     p = eval_params(cfg, "target")
     assert p.diameter_px == pytest.approx(13.0 / 0.65)
     assert p.min_size_px == 10
+    assert p.min_edge_size_px == 5 and p.cellpose_min_size_px == 5
+    assert eval_params(cfg, "effector").min_edge_size_px is None
+    assert eval_params(cfg, "effector").cellpose_min_size_px == eval_params(
+        cfg, "effector").min_size_px
     assert eval_params(cfg, "effector").diameter_px is None
     with pytest.raises(SegmentationError, match="population"):
         eval_params(cfg, "macrophage")
@@ -148,10 +153,12 @@ def site_movie(tmp_path_factory):
     return path, movie, site.labels
 
 
-@pytest.mark.parametrize("recover, join", [(False, None), (True, None), (True, 2.0)])
-def test_segment_equals_tuned_cellpose_eval(tiny_model, site_movie, recover, join):
+@pytest.mark.parametrize("recover, join, edge", [(False, None, None), (True, None, None),
+                                                 (True, 2.0, 5)])
+def test_segment_equals_tuned_cellpose_eval(tiny_model, site_movie, recover, join, edge):
     """Batched, pipelined, untiled evaluation gives exactly CellposeModel.eval's masks
-    (with ``recover_unassigned`` / ``join_rings_gap_px``: both post-processed alike)."""
+    (with ``recover_unassigned`` / ``join_rings_gap_px`` / ``min_edge_size_px``: both
+    post-processed alike)."""
     _, movie, _ = site_movie
     backend = load_model(tiny_model)
     frames = [movie[t, 0] for t in (0, 1, 3, 4, 5)]
@@ -159,7 +166,7 @@ def test_segment_equals_tuned_cellpose_eval(tiny_model, site_movie, recover, joi
     # which on some CPUs removes every mask and would leave nothing to compare
     params = EvalParams(diameter_px=None, batch_frames=2, cellprob_threshold=-1.0,
                         flow_threshold=0.0, recover_unassigned=recover,
-                        join_rings_gap_px=join)
+                        join_rings_gap_px=join, min_edge_size_px=edge)
     ours = list(backend.segment(frames, params))
     ref = [backend.reference_eval(f, params) for f in frames]
     assert sum(int(m.max()) for m in ref) > 0, "the tiny model finds nothing: test is vacuous"

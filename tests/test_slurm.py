@@ -16,8 +16,9 @@ account, GPU partition for segmentation). Checked:
 
 The local run is the session's shared ``finished_run`` (tests/conftest.py; the
 whole-workflow tests read the same run), so it costs nothing extra in the full
-suite. The corrupt site's movie is copied from it (then damaged), so SLURM
-simulates the other four sites and no separate "movies first" run is needed.
+suite. The simulated movies are copied from it (the corrupt site's then
+damaged), so no separate "movies first" run is needed and SLURM runs every
+stage from image inspection on.
 
 Everything runs under ``timeout -s KILL`` (a SLURM run whose status queries
 fail can hang forever). Runs by default where it can: root on Linux with
@@ -163,11 +164,14 @@ def slurm_run(slurm_cluster, finished_run, tmp_path_factory) -> dict:
     profile = _user_profile(workdir / "profile")
     wp = ["--workflow-profile", str(profile)]
 
-    # 1. the corrupt site's movie (and truth) from the local run, with garbage in
-    # the middle: its header still reads (the workflow loads), its pixels do not
-    # (the site's jobs fail on SLURM). The other sites are simulated on SLURM.
+    # 1. the movies (and truth) from the local run, the corrupt site's with garbage
+    # in the middle: its header still reads (the workflow loads), its pixels do not
+    # (the site's jobs fail on SLURM).
+    # every site's movie (and truth) comes from the local run: simulating is not
+    # what this test is about, and each SLURM job costs a submission and a start-up
+    shutil.copytree(finished_run / "resources" / "simulated",
+                    workdir / "resources" / "simulated")
     rel = Path("resources", "simulated", *BAD_SITE)
-    shutil.copytree(finished_run / rel, workdir / rel)
     bad = workdir / rel / "image.ome.tif"
     good_bytes = bad.read_bytes()
     with bad.open("r+b") as fh:

@@ -35,6 +35,9 @@ class EvalParams:
         Cell-probability threshold (Cellpose ``cellprob_threshold``).
     min_size_px : int
         Masks smaller than this many pixels are removed.
+    min_edge_size_px : int or None
+        Smaller minimum for masks touching the image edge (cells cut by the
+        edge); ``None`` = ``min_size_px``.
     normalize : dict
         Cellpose normalisation parameters (``percentile``, ``tile_norm_blocksize``, ...),
         passed to ``cellpose.transforms.normalize_img``.
@@ -62,6 +65,7 @@ class EvalParams:
     flow_threshold: float = 0.4
     cellprob_threshold: float = 0.0
     min_size_px: int = 15
+    min_edge_size_px: int | None = None
     normalize: dict = field(default_factory=lambda: {"percentile": (1.0, 99.0)})
     invert: bool = False
     batch_frames: int = 1
@@ -80,6 +84,17 @@ class EvalParams:
             raise SegmentationError(f"tile size must be >= 32 pixels, got {self.tile_size_px}")
         if not 0 <= self.tile_overlap <= 0.5:
             raise SegmentationError(f"tile_overlap must be in [0, 0.5], got {self.tile_overlap}")
+
+    @property
+    def cellpose_min_size_px(self) -> int:
+        """``min_size`` given to Cellpose: the smaller of the two minima.
+
+        The larger, interior minimum is applied afterwards by
+        :func:`livescreen.segment.postprocess.postprocess_masks`.
+        """
+        if self.min_edge_size_px is None:
+            return self.min_size_px
+        return min(self.min_size_px, self.min_edge_size_px)
 
     @property
     def normalize_kwargs(self) -> dict:

@@ -39,6 +39,53 @@ log = logging.getLogger(__name__)
 DEFAULT_DIAM_MEAN = 30.0
 
 
+def import_cellpose():
+    """Import Cellpose with its numba kernels cached on disk; returns ``cellpose``.
+
+    ``cellpose.dynamics`` compiles four numba kernels with explicit signatures
+    when it is imported (~7 s of the ~12 s that ``import cellpose.models``
+    takes on one core), and Cellpose does not ask numba to cache them, so
+    every segment job would compile them again. Here, for the first import in
+    the process only, ``numba.njit`` adds ``cache=True`` while
+    ``cellpose.dynamics`` is imported: the first job compiles and writes
+    numba's cache (beside the module, else numba's user-wide cache directory or
+    ``NUMBA_CACHE_DIR``), later jobs load it. Numba checks the cache against the
+    module file's timestamp and size and against the CPU, so a changed
+    Cellpose or another machine compiles afresh; the compiled code is the
+    same, so masks do not change (``bench/bench_segment.py`` prints the
+    import time). Call this before any other import of Cellpose.
+    """
+    import sys
+
+    if "cellpose.dynamics" not in sys.modules:
+        import numba
+
+        njit = numba.njit
+        module = "cellpose.dynamics"
+
+        def _njit(*args, **kwargs):
+            # only functions defined in cellpose.dynamics are cached: modules it
+            # imports for the first time (numba.typed, ...) define jitted
+            # functions of their own, some from source strings numba cannot cache
+            if len(args) == 1 and callable(args[0]) and not kwargs:   # bare @njit
+                fn = args[0]
+                return njit(fn, cache=True) if fn.__module__ == module else njit(fn)
+
+            def decorate(fn):
+                kw = {"cache": True, **kwargs} if fn.__module__ == module else kwargs
+                return njit(*args, **kw)(fn)
+            return decorate
+
+        numba.njit = _njit
+        try:
+            import cellpose.dynamics  # noqa: F401  (compiles or loads the kernels)
+        finally:
+            numba.njit = njit
+    import cellpose
+
+    return cellpose
+
+
 def configure_torch(threads: int) -> None:
     """Set torch intra-op threads to the rule's ``threads`` (and inter-op to 1).
 
@@ -131,6 +178,7 @@ def load_model(path: str | PathLike, *, use_gpu: bool = False, diam_mean: float 
     SegmentationError
         If the file is missing or is not a Cellpose 3 network.
     """
+    import_cellpose()
     from cellpose import models
 
     # cellpose.core logs a progress bar per network call; keep job logs readable
@@ -158,6 +206,7 @@ def load_model(path: str | PathLike, *, use_gpu: bool = False, diam_mean: float 
 
 def padded_size(ly: int, lx: int) -> tuple[int, int]:
     """Size of a (ly, lx) image after Cellpose's network padding (``get_pad_yx``)."""
+    import_cellpose()
     from cellpose import transforms
 
     y1, y2, x1, x2 = transforms.get_pad_yx(int(ly), int(lx))
@@ -203,6 +252,7 @@ class Cellpose3Backend:
         numpy.ndarray
             (Y, X, nchan) float32 (grayscale in channel 0, zeros elsewhere).
         """
+        import_cellpose()
         from cellpose import models, transforms
 
         frame = np.asarray(frame)
@@ -228,6 +278,7 @@ class Cellpose3Backend:
     # -- network ---------------------------------------------------------------------
     def _network(self, imgs: np.ndarray, params: EvalParams) -> np.ndarray:
         """Network outputs (B, Y, X, 3) at frame size, as in ``CellposeModel._run_net``."""
+        import_cellpose()
         from cellpose import core, transforms
 
         rescale = self.rescale(params)
@@ -241,6 +292,7 @@ class Cellpose3Backend:
 
     def _masks(self, yf: np.ndarray, params: EvalParams) -> np.ndarray:
         """Masks of one frame from its network output (Y, X, 3), as ``eval`` computes them."""
+        import_cellpose()
         from cellpose import dynamics
 
         rescale = self.rescale(params)
@@ -250,7 +302,7 @@ class Cellpose3Backend:
         masks = dynamics.resize_and_compute_masks(
             dP, cellprob, niter=niter, cellprob_threshold=params.cellprob_threshold,
             flow_threshold=params.flow_threshold, interp=True, resize=None,
-            min_size=params.min_size_px, max_size_fraction=0.4, device=self.model.device)
+            min_size=params.cellpose_min_size_px, max_size_fraction=0.4, device=self.model.device)
         return postprocess_masks(masks.astype(np.uint32, copy=False), cellprob, params)
 
     def _batch_masks(self, yf: np.ndarray | None, live: list[int], n: int,
@@ -336,7 +388,7 @@ class Cellpose3Backend:
             np.asarray(frame), channels=[0, 0], diameter=params.diameter_px,
             normalize=params.normalize_kwargs,
             flow_threshold=params.flow_threshold, cellprob_threshold=params.cellprob_threshold,
-            min_size=params.min_size_px, niter=params.niter, **kwargs)
+            min_size=params.cellpose_min_size_px, niter=params.niter, **kwargs)
         # the same post-processing as segment()
         return postprocess_masks(np.asarray(masks).astype(np.uint32), np.asarray(flows[2]),
                                  params)
@@ -356,6 +408,7 @@ class Cellpose3Backend:
             (1, 3, Y', X') raw network output.
         """
         import torch
+        import_cellpose()
         from cellpose import transforms
 
         rescale = self.rescale(params)

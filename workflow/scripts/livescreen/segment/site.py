@@ -28,6 +28,7 @@ SEGMENT_DEFAULTS: dict[str, Any] = {
 POPULATION_DEFAULTS: dict[str, Any] = {
     "model": "train", "model_diam_mean_px": None, "diameter_um": None,
     "flow_threshold": 0.4, "cellprob_threshold": 0.0, "min_area_um2": 10.0,
+    "min_edge_area_um2": None,
     "normalize_percentiles": [1.0, 99.0], "invert": False, "tile_size_px": None,
     "recover_unassigned": False, "join_split_rings": False,
 }
@@ -105,6 +106,8 @@ def eval_params(config: Mapping[str, Any], population: str) -> EvalParams:
         flow_threshold=float(p["flow_threshold"]),
         cellprob_threshold=float(p["cellprob_threshold"]),
         min_size_px=max(0, int(round(float(p["min_area_um2"]) / px**2))),
+        min_edge_size_px=None if p["min_edge_area_um2"] is None else max(
+            0, int(round(float(p["min_edge_area_um2"]) / px**2))),
         normalize={"percentile": (lo, hi)}, invert=bool(p["invert"]),
         batch_frames=int(seg["batch_frames"]),
         tile_size_px=None if p["tile_size_px"] is None else int(p["tile_size_px"]),

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .backend import EvalParams, SegmentationError
+from .cellpose3 import import_cellpose
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,7 @@ def normalize_frames(images: Sequence[np.ndarray],
     list of numpy.ndarray
         (Y, X) float32 frames.
     """
+    import_cellpose()
     from cellpose import models, transforms
 
     norm = {**models.normalize_default, **(normalize or {}), "normalize": True}
@@ -255,6 +257,7 @@ def train_model(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
         losses, seconds.
     """
     import torch
+    import_cellpose()
     from cellpose import models, train
 
     from livescreen.imageio import atomic_path
@@ -333,6 +336,7 @@ def average_precision(true_masks: Sequence[np.ndarray], pred_masks: Sequence[np.
         ``ap_mean`` (mean of per-frame AP), ``ap_pooled`` (from TP/FP/FN summed
         over frames), ``per_frame``, ``tp``, ``fp``, ``fn``.
     """
+    import_cellpose()
     from cellpose import metrics
     from skimage.segmentation import relabel_sequential
 
