@@ -43,17 +43,18 @@ def import_cellpose():
     """Import Cellpose with its numba kernels cached on disk; returns ``cellpose``.
 
     ``cellpose.dynamics`` compiles four numba kernels with explicit signatures
-    when it is imported (~7 s of the ~12 s that ``import cellpose.models``
-    takes on one core), and Cellpose does not ask numba to cache them, so
-    every segment job would compile them again. Here, for the first import in
-    the process only, ``numba.njit`` adds ``cache=True`` while
-    ``cellpose.dynamics`` is imported: the first job compiles and writes
-    numba's cache (beside the module, else numba's user-wide cache directory or
-    ``NUMBA_CACHE_DIR``), later jobs load it. Numba checks the cache against the
-    module file's timestamp and size and against the CPU, so a changed
-    Cellpose or another machine compiles afresh; the compiled code is the
-    same, so masks do not change (``bench/bench_segment.py`` prints the
-    import time). Call this before any other import of Cellpose.
+    when it is imported, without numba's cache, so every segment job compiled
+    them again (about half of the time ``import cellpose.models`` takes). For the
+    first import in the process only, ``numba.njit`` adds ``cache=True`` to the
+    functions defined in ``cellpose.dynamics`` while that module is imported:
+    the first job compiles and writes numba's cache (beside the module, else
+    numba's user-wide cache directory or ``NUMBA_CACHE_DIR``), later jobs load
+    it. Numba checks the cache against the module file's timestamp and size and
+    against the CPU, so a changed Cellpose or another machine compiles afresh;
+    the compiled code is the same, so masks do not change
+    (``bench/bench_segment.py --import-time`` times it). Module-level functions
+    here and in :mod:`livescreen.segment.training` call it before importing
+    Cellpose; methods of :class:`Cellpose3Backend` run after :func:`load_model`.
     """
     import sys
 
@@ -252,7 +253,6 @@ class Cellpose3Backend:
         numpy.ndarray
             (Y, X, nchan) float32 (grayscale in channel 0, zeros elsewhere).
         """
-        import_cellpose()
         from cellpose import models, transforms
 
         frame = np.asarray(frame)
@@ -278,7 +278,6 @@ class Cellpose3Backend:
     # -- network ---------------------------------------------------------------------
     def _network(self, imgs: np.ndarray, params: EvalParams) -> np.ndarray:
         """Network outputs (B, Y, X, 3) at frame size, as in ``CellposeModel._run_net``."""
-        import_cellpose()
         from cellpose import core, transforms
 
         rescale = self.rescale(params)
@@ -292,7 +291,6 @@ class Cellpose3Backend:
 
     def _masks(self, yf: np.ndarray, params: EvalParams) -> np.ndarray:
         """Masks of one frame from its network output (Y, X, 3), as ``eval`` computes them."""
-        import_cellpose()
         from cellpose import dynamics
 
         rescale = self.rescale(params)
@@ -408,7 +406,6 @@ class Cellpose3Backend:
             (1, 3, Y', X') raw network output.
         """
         import torch
-        import_cellpose()
         from cellpose import transforms
 
         rescale = self.rescale(params)

@@ -75,6 +75,11 @@ def segment_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _area_px(area_um2: float, pixel_size_um: float) -> int:
+    """An area in um^2 as a whole number of pixels (>= 0)."""
+    return max(0, int(round(float(area_um2) / pixel_size_um**2)))
+
+
 def eval_params(config: Mapping[str, Any], population: str) -> EvalParams:
     """Cellpose parameters of a population in pixels, from config in physical units.
 
@@ -105,9 +110,9 @@ def eval_params(config: Mapping[str, Any], population: str) -> EvalParams:
         diameter_px=None if diameter is None else float(diameter) / px,
         flow_threshold=float(p["flow_threshold"]),
         cellprob_threshold=float(p["cellprob_threshold"]),
-        min_size_px=max(0, int(round(float(p["min_area_um2"]) / px**2))),
-        min_edge_size_px=None if p["min_edge_area_um2"] is None else max(
-            0, int(round(float(p["min_edge_area_um2"]) / px**2))),
+        min_size_px=_area_px(p["min_area_um2"], px),
+        min_edge_size_px=None if p["min_edge_area_um2"] is None else _area_px(
+            p["min_edge_area_um2"], px),
         normalize={"percentile": (lo, hi)}, invert=bool(p["invert"]),
         batch_frames=int(seg["batch_frames"]),
         tile_size_px=None if p["tile_size_px"] is None else int(p["tile_size_px"]),
