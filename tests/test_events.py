@@ -19,6 +19,7 @@ from livescreen.events.measure import (
     frame_contacts,
     frame_effector_signal,
     frame_enclosures,
+    frame_signal_enclosures,
     repair_enclosure_swaps,
     targets_under_effectors,
 )
@@ -96,6 +97,83 @@ def test_enclosure_half_way_across_the_edge(cx, radius, enclosed):
     e = frame_enclosures(lab, gap_px=1.5, boundary_fraction=0.75, inside_fraction=0.9)
     assert e[["inner_track_id", "host_track_id"]].values.tolist() == ([[5, 2]] if enclosed
                                                                       else [])
+
+
+def test_enclosure_by_a_host_ring_labelled_as_two_crescents():
+    """Two pieces of one host ring (neither alone borders 75 % of the inner cell)
+    enclose it together; two neighbours beside a cell, open above and below, do not."""
+    lab = np.zeros((60, 120), np.uint32)
+    ring = disc(lab.shape, 30, 30, 15) & ~disc(lab.shape, 30, 30, 7)
+    xx = np.mgrid[:60, :120][1]
+    lab[ring & (xx < 34)] = 2                # 60 % of the ring ...
+    lab[ring & (xx >= 34)] = 3               # ... and the other 40 %
+    lab[disc(lab.shape, 30, 30, 6)] = 5
+    lab[disc(lab.shape, 30, 90, 7)] = 8      # a cell between two neighbours
+    lab[disc(lab.shape, 30, 74, 8)] = 6
+    lab[disc(lab.shape, 30, 106, 8)] = 7
+    e = frame_enclosures(lab, gap_px=1.5, boundary_fraction=0.75, inside_fraction=0.9)
+    assert e[["inner_track_id", "host_track_id"]].values.tolist() == [[5, 2]]
+    assert e["boundary_fraction"].iloc[0] == pytest.approx(1.0)
+
+
+def _ring_scene():
+    """Target channel and labels: an inner cell in an unlabelled bright host ring (5),
+    one in a ring labelled in part (6, crescent 16), a lone cell (7), a cell packed
+    among three labelled neighbours (8)."""
+    shape = (70, 200)
+    img = np.full(shape, 100.0)
+    lab = np.zeros(shape, np.uint32)
+    for cx in (25, 75):
+        img[disc(shape, 35, cx, 15)] = 220.0           # host ring, dimmer than cells
+        img[disc(shape, 35, cx, 7)] = 300.0
+    lab[disc(shape, 35, 25, 7)] = 5
+    lab[disc(shape, 35, 75, 7)] = 6
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    lab[disc(shape, 35, 75, 15) & ~disc(shape, 35, 75, 7) & (xx < 72)] = 16
+    img[disc(shape, 35, 125, 8)] = 300.0
+    lab[disc(shape, 35, 125, 8)] = 7
+    img[disc(shape, 35, 172, 8)] = 300.0
+    lab[disc(shape, 35, 172, 8)] = 8
+    for k, (cy, cx) in enumerate(((35, 155), (35, 189), (18, 172), (52, 172))):
+        m = disc(shape, cy, cx, 9) & (lab == 0)
+        img[m] = 300.0
+        lab[m] = 20 + k
+    return img, lab
+
+
+def test_signal_enclosure_finds_unlabelled_host_rings():
+    img, lab = _ring_scene()
+    s = frame_signal_enclosures(img, lab, np.zeros_like(lab), 100.0, ring_px=2.3,
+                                level=0.35, min_fraction=0.75, others_max=0.3)
+    got = dict(zip(s["inner_track_id"].tolist(), s["host_track_id"].tolist(), strict=True))
+    assert got == {5: 0, 6: 16}        # not the lone cell 7, not the packed cell 8
+    assert (s["signal_fraction"] >= 0.75).all()
+    # the ring under an effector is left out; background never counts as signal
+    eff = np.zeros_like(lab)
+    eff[disc(lab.shape, 35, 25, 15) & ~disc(lab.shape, 35, 25, 7)] = 4
+    s = frame_signal_enclosures(img, lab, eff, 100.0, ring_px=2.3, level=0.35,
+                                min_fraction=0.75, others_max=0.3)
+    assert 5 not in s["inner_track_id"].tolist()
+    flat = frame_signal_enclosures(np.full(lab.shape, 100.0), lab, np.zeros_like(lab), 100.0,
+                                   ring_px=2.3, level=0.35, min_fraction=0.75, others_max=0.3)
+    assert flat.empty and list(flat.columns) == list(s.columns)
+
+
+def test_signal_enclosure_is_used_only_with_a_movie_and_when_configured():
+    from livescreen.events.measure import measure_site
+    img, lab = _ring_scene()
+    labels = np.stack([lab, lab])
+    movie = np.stack([img, img])[:, None]
+    kw = dict(contact_gap_px=1.0, cic_gap_px=1.5, cic_boundary_fraction=0.75,
+              cic_inside_fraction=0.9, target_channel=0)
+    sig = dict(ring_px=2.3, level=0.35, min_fraction=0.75, others_max=0.3)
+    on = measure_site(labels, np.zeros_like(labels), movie, cic_signal=sig, **kw)["enclosures"]
+    assert sorted(set(on["inner_track_id"])) == [5, 6]
+    assert on.loc[on["inner_track_id"] == 5, "signal_fraction"].notna().all()
+    off = measure_site(labels, np.zeros_like(labels), movie, **kw)["enclosures"]
+    assert 5 not in set(off["inner_track_id"])
+    assert measure_site(labels, np.zeros_like(labels), None, cic_signal=sig,
+                        **kw)["enclosures"].query("inner_track_id == 5").empty
 
 
 def test_effector_signal_leaves_out_pixels_near_targets():

@@ -89,7 +89,11 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
               cic_boundary_fraction=grid.cic_boundary_fraction,
               cic_inside_fraction=grid.cic_inside_fraction,
               target_channel=None if channels.get("target") is None else int(channels["target"]),
-              signal_away_px=grid.trog_signal_away_px)
+              signal_away_px=grid.trog_signal_away_px,
+              cic_signal=None if grid.cic_signal_fraction is None else dict(
+                  ring_px=grid.cic_signal_ring_px, level=grid.cic_signal_level,
+                  min_fraction=grid.cic_signal_fraction,
+                  others_max=grid.cic_signal_others_max))
     meas = measure_site(target_labels, effector_labels, movie, **kw)
     pairs = enclosure_onset(meas["enclosures"], grid.cic_min_frames, 1)
     target_labels, target_tracks, n_swaps = repair_enclosure_swaps(

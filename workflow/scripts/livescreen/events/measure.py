@@ -14,6 +14,7 @@ and on the boundary the two share after closing gaps of up to
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 CONTACT_COLUMNS = ["frame", "target_track_id", "effector_track_id", "contact_px"]
 ENCLOSURE_COLUMNS = ["frame", "inner_track_id", "host_track_id", "boundary_fraction",
-                     "inside_fraction"]
+                     "inside_fraction", "signal_fraction"]
 BACKGROUND_COLUMNS = ["frame", "channel", "background", "noise"]
 SIGNAL_COLUMNS = ["frame", "effector_track_id", "target_signal", "n_px"]
 
@@ -115,13 +116,15 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
     -------
     pandas.DataFrame
         ``inner_track_id``, ``host_track_id``, ``boundary_fraction``,
-        ``inside_fraction`` for every pair passing either threshold.
+        ``inside_fraction`` for every pair passing either threshold, and
+        ``signal_fraction`` (NaN: see :func:`frame_signal_enclosures`).
     """
     target = _check_frame(target, "target")
     empty = pd.DataFrame({"inner_track_id": pd.Series(dtype=np.int64),
                           "host_track_id": pd.Series(dtype=np.int64),
                           "boundary_fraction": pd.Series(dtype=float),
-                          "inside_fraction": pd.Series(dtype=float)})
+                          "inside_fraction": pd.Series(dtype=float),
+                          "signal_fraction": pd.Series(dtype=float)})
     if np.count_nonzero(np.unique(target)) < 2:
         return empty
     grown = _grow(target, gap_px).astype(np.int64)
@@ -142,6 +145,7 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
     # filled outlines: candidate hosts whose bounding box contains the inner's
     lab = np.pad(grown, 1)
     slices = ndi.find_objects(lab)
+    area = np.bincount(lab.ravel(), minlength=edge + 1)
     ids = np.array([i + 1 for i, s in enumerate(slices) if s is not None], dtype=np.int64)
     if ids.size >= 2:
         box = np.array([[slices[i - 1][0].start, slices[i - 1][0].stop, slices[i - 1][1].start,
@@ -149,7 +153,6 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
         inside = ((box[:, None, 0] >= box[None, :, 0]) & (box[:, None, 1] <= box[None, :, 1])
                   & (box[:, None, 2] >= box[None, :, 2]) & (box[:, None, 3] <= box[None, :, 3]))
         np.fill_diagonal(inside, False)
-        area = np.bincount(lab.ravel(), minlength=edge + 1)
         filled_cache: dict[int, np.ndarray] = {}
         for ii, hh in zip(*np.nonzero(inside), strict=False):
             inner, host = int(ids[ii]), int(ids[hh])
@@ -158,12 +161,130 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
                 filled_cache[host] = ndi.binary_fill_holes(lab[sl] == host)
             frac = np.count_nonzero(filled_cache[host] & (lab[sl] == inner)) / area[inner]
             rows.setdefault((inner, host), [0.0, 0.0])[1] = float(frac)
-    out = [(i, h, f[0], f[1]) for (i, h), f in rows.items()
+    out = [(i, h, f[0], f[1], np.nan) for (i, h), f in rows.items()
            if f[0] >= boundary_fraction or f[1] >= inside_fraction]
+    out += _split_host_enclosures(lab, slices, area, rows, {o[0] for o in out},
+                                  boundary_fraction, inside_fraction)
     if not out:
         return empty
     return pd.DataFrame(out, columns=ENCLOSURE_COLUMNS[1:]).astype(
         {"inner_track_id": np.int64, "host_track_id": np.int64})
+
+
+def _split_host_enclosures(lab: np.ndarray, slices: list, area: np.ndarray,
+                           rows: Mapping[tuple[int, int], list[float]], enclosed: set[int],
+                           boundary_fraction: float, inside_fraction: float) -> list[tuple]:
+    """Enclosures by a host ring labelled as two pieces (two crescents).
+
+    An inner cell not enclosed by any single target is enclosed by the two
+    that border most of it when together they border at least
+    ``boundary_fraction`` of its outline and at least ``inside_fraction`` of
+    it lies inside their joint filled outline (two neighbours beside a cell
+    do not close around it). The host is the piece bordering more of it.
+    """
+    by_inner: dict[int, list[tuple[float, int]]] = {}
+    for (i, h), f in rows.items():
+        if i not in enclosed and f[0] > 0:
+            by_inner.setdefault(i, []).append((f[0], h))
+    out = []
+    for i, hs in by_inner.items():
+        if len(hs) < 2:
+            continue
+        (f1, h1), (f2, h2) = sorted(hs, reverse=True)[:2]
+        if f1 + f2 < boundary_fraction:
+            continue
+        s1, s2 = slices[h1 - 1], slices[h2 - 1]
+        sl = tuple(slice(min(a.start, b.start), max(a.stop, b.stop))
+                   for a, b in zip(s1, s2, strict=True))
+        inner = lab[sl] == i
+        filled = ndi.binary_fill_holes(np.isin(lab[sl], (h1, h2)))
+        frac = np.count_nonzero(filled & inner) / area[i]
+        if frac >= inside_fraction:
+            out.append((i, h1, f1 + f2, float(frac), np.nan))
+    return out
+
+
+def frame_signal_enclosures(image: np.ndarray, target: np.ndarray, effector: np.ndarray,
+                            background: float, *, ring_px: float, level: float,
+                            min_fraction: float, others_max: float
+                            ) -> pd.DataFrame:
+    """Targets surrounded by target-channel signal in one frame (host ring unsegmented).
+
+    A host ring around an internalised cell is thin and often dimmer than a
+    whole cell; Cellpose may leave it unlabelled, or label only part of it,
+    while the network and the eye still see it. Around each target *a* the
+    ring of pixels within ``ring_px`` of its mask (effector pixels left out)
+    is checked: *a* is enclosed when
+    at least ``min_fraction`` of the ring is bright (above ``background +
+    level * (median target intensity - background)``) and target cells
+    other than the one covering most of the ring cover at most
+    ``others_max`` of it (a cell packed among several neighbours is not
+    enclosed). The host is that most-covering target when it covers at
+    least a quarter of the ring, else 0 (the ring is not segmented). Objects
+    whose ring leaves the image are skipped.
+
+    Parameters
+    ----------
+    image : (Y, X) array
+        Target channel. Not modified.
+    target, effector : (Y, X) int arrays
+        Track-id labels. Not modified.
+    background : float
+        Background level of the target channel (:func:`frame_background`).
+    ring_px : float
+        Ring width (pixels).
+    level, min_fraction, others_max : float
+        Thresholds in (0, 1].
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``inner_track_id``, ``host_track_id``, ``boundary_fraction`` (the host's
+        share of the ring), ``inside_fraction`` (0.0), ``signal_fraction``.
+    """
+    target = _check_frame(target, "target")
+    image = np.asarray(image, dtype=float)
+    cols = {"inner_track_id": np.int64, "host_track_id": np.int64,
+            "boundary_fraction": float, "inside_fraction": float, "signal_fraction": float}
+    empty = pd.DataFrame({c: pd.Series(dtype=d) for c, d in cols.items()})
+    if image.shape != target.shape or not target.any():
+        return empty
+    cell = float(np.median(image[target > 0]))
+    if not cell > background:
+        return empty
+    bright = image > background + level * (cell - background)
+    free = np.asarray(effector) == 0
+    pad = int(np.ceil(ring_px)) + 1
+    h, w = target.shape
+    rows = []
+    for i, sl in enumerate(ndi.find_objects(target)):
+        if sl is None:
+            continue
+        y0, y1 = sl[0].start - pad, sl[0].stop + pad
+        x0, x1 = sl[1].start - pad, sl[1].stop + pad
+        if y0 < 0 or x0 < 0 or y1 > h or x1 > w:
+            continue
+        box = (slice(y0, y1), slice(x0, x1))
+        lab = target[box]
+        d = ndi.distance_transform_edt(lab != i + 1)
+        ring = (d > 0) & (d <= ring_px) & free[box]
+        n = np.count_nonzero(ring)
+        if n == 0:
+            continue
+        frac = np.count_nonzero(bright[box] & ring) / n
+        if frac < min_fraction:
+            continue
+        ids, cnt = np.unique(lab[ring], return_counts=True)
+        cnt, ids = cnt[ids > 0], ids[ids > 0]
+        top = int(np.argmax(cnt)) if cnt.size else -1
+        share = cnt[top] / n if cnt.size else 0.0
+        if (cnt.sum() / n if cnt.size else 0.0) - share > others_max:
+            continue
+        host = int(ids[top]) if share >= 0.25 else 0
+        rows.append((i + 1, host, float(share), 0.0, float(frac)))
+    if not rows:
+        return empty
+    return pd.DataFrame(rows, columns=list(cols)).astype(cols)
 
 
 def frame_background(image: np.ndarray, occupied: np.ndarray, margin_px: int = 2,
@@ -243,7 +364,8 @@ def frame_effector_signal(target_channel: np.ndarray, target: np.ndarray, effect
 def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=None, *,
                  contact_gap_px: float, cic_gap_px: float, cic_boundary_fraction: float,
                  cic_inside_fraction: float, target_channel: int | None = None,
-                 signal_away_px: float = 2.0) -> dict[str, pd.DataFrame]:
+                 signal_away_px: float = 2.0, cic_signal: Mapping[str, float] | None = None
+                 ) -> dict[str, pd.DataFrame]:
     """Run the per-frame measurements over a site.
 
     Parameters
@@ -259,6 +381,11 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
         Channel index of the target label in the movie (effector signal).
     signal_away_px : float, optional
         See :func:`frame_effector_signal`.
+    cic_signal : mapping, optional
+        ``ring_px, level, min_fraction, others_max`` of
+        :func:`frame_signal_enclosures`: targets
+        not enclosed by a host mask but surrounded by target-channel signal
+        are enclosed too. Needs the movie and ``target_channel``; None: off.
 
     Returns
     -------
@@ -285,11 +412,16 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
         if len(c):
             contacts.append(c.assign(frame=t))
         e = frame_enclosures(tl, cic_gap_px, cic_boundary_fraction, cic_inside_fraction)
-        if len(e):
-            encl.append(e.assign(frame=t))
         if use_movie and t < movie.shape[0]:
             img = movie.frame(t) if hasattr(movie, "frame") else np.asarray(movie[t])
             med, noise = frame_background(img, (tl > 0) | (el > 0))
+            if cic_signal is not None and target_channel is not None \
+                    and 0 <= target_channel < img.shape[0]:
+                s = frame_signal_enclosures(img[target_channel], tl, el,
+                                            float(med[target_channel]), **cic_signal)
+                s = s[~s["inner_track_id"].isin(e["inner_track_id"])]
+                if len(s):
+                    e = pd.concat([e, s], ignore_index=True) if len(e) else s
             bg.append(pd.DataFrame({"frame": t, "channel": np.arange(len(med)),
                                     "background": med, "noise": noise}))
             if target_channel is not None and 0 <= target_channel < img.shape[0] \
@@ -297,6 +429,8 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
                 es = frame_effector_signal(img[target_channel], tl, el, signal_away_px)
                 if len(es):
                     sig.append(es.assign(frame=t))
+        if len(e):
+            encl.append(e.assign(frame=t))
 
     def _cat(parts, cols, ints):
         if not parts:
@@ -431,18 +565,28 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     swaps = []
     n_t = labels.shape[0]
 
-    def _before(tid: int, t: int) -> np.ndarray | None:
+    def _before(crop: np.ndarray, tid: int, t: int) -> np.ndarray | None:
         for k in range(t - 1, max(-1, t - 3), -1):   # last presence, up to 2 frames back
-            m = labels[k] == tid
+            m = crop[k] == tid
             if m.any():
                 return _filled(m)
         return None
 
     for p in pairs.itertuples(index=False):
         a, b, t0 = int(p.inner_track_id), int(p.host_track_id), int(p.internalization_frame)
-        for t in range(max(1, t0 - search_frames), min(n_t, t0 + search_frames + 1)):
-            la, lb = labels[t] == a, labels[t] == b
-            pa, pb = _before(a, t), _before(b, t)
+        if b == 0:      # host ring not segmented: no host identity to exchange
+            continue
+        lo, hi = max(1, t0 - search_frames), min(n_t, t0 + search_frames + 1)
+        # every mask compared lies in the pair's bounding box over these frames
+        near = np.isin(labels[max(0, lo - 2):hi], (a, b))
+        if not near.any():
+            continue
+        ys = np.flatnonzero(near.any(axis=(0, 2)))
+        xs = np.flatnonzero(near.any(axis=(0, 1)))
+        crop = labels[:, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
+        for t in range(lo, hi):
+            la, lb = crop[t] == a, crop[t] == b
+            pa, pb = _before(crop, a, t), _before(crop, b, t)
             if not (la.any() and lb.any()) or (pa is None and pb is None):
                 continue
             la, lb = _filled(la), _filled(lb)

@@ -56,6 +56,10 @@ class CellInCellParams(_Section):
     min_duration_min: float = Field(8.0, ge=0)
     window_min: float = Field(30.0, ge=0)
     travel_um: float = Field(30.0, ge=0)
+    signal_fraction: float | None = Field(0.75, gt=0, le=1)
+    signal_ring_um: float = Field(1.5, gt=0)
+    signal_level: float = Field(0.35, gt=0, lt=1)
+    signal_others_max: float = Field(0.3, ge=0, le=1)
 
 
 class EvasionParams(_Section):
@@ -152,6 +156,10 @@ class ScoringGrid:
     cic_min_frames: int
     cic_window: int
     cic_travel_px: float
+    cic_signal_fraction: float | None
+    cic_signal_ring_px: float
+    cic_signal_level: float
+    cic_signal_others_max: float
     survive_frames: int
     retreat_px: float
     trog_signal_gain: float
@@ -208,6 +216,10 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         cic_min_frames=max(1, frames_for(ci.min_duration_min, dt)),
         cic_window=frames_for(ci.window_min, dt),
         cic_travel_px=ci.travel_um / px,
+        cic_signal_fraction=ci.signal_fraction,
+        cic_signal_ring_px=ci.signal_ring_um / px,
+        cic_signal_level=ci.signal_level,
+        cic_signal_others_max=ci.signal_others_max,
         survive_frames=frames_for(params.evasion.survive_min, dt),
         retreat_px=params.evasion.retreat_um / px,
         trog_signal_gain=tr.signal_gain_fraction,
