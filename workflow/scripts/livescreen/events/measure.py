@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 CONTACT_COLUMNS = ["frame", "target_track_id", "effector_track_id", "contact_px"]
 ENCLOSURE_COLUMNS = ["frame", "inner_track_id", "host_track_id", "boundary_fraction",
                      "inside_fraction", "signal_fraction"]
+#: dtypes of a frame's enclosure table (:data:`ENCLOSURE_COLUMNS` without ``frame``)
+_ENCLOSURE_DTYPES = {"inner_track_id": np.int64, "host_track_id": np.int64,
+                     "boundary_fraction": float, "inside_fraction": float,
+                     "signal_fraction": float}
+#: a target covering at least this share of the signal ring is the host
+#: (:func:`frame_signal_enclosures`); below it the ring counts as unsegmented
+SIGNAL_HOST_MIN_SHARE = 0.25
 BACKGROUND_COLUMNS = ["frame", "channel", "background", "noise"]
 SIGNAL_COLUMNS = ["frame", "effector_track_id", "target_signal", "n_px"]
 
@@ -120,11 +127,7 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
         ``signal_fraction`` (NaN: see :func:`frame_signal_enclosures`).
     """
     target = _check_frame(target, "target")
-    empty = pd.DataFrame({"inner_track_id": pd.Series(dtype=np.int64),
-                          "host_track_id": pd.Series(dtype=np.int64),
-                          "boundary_fraction": pd.Series(dtype=float),
-                          "inside_fraction": pd.Series(dtype=float),
-                          "signal_fraction": pd.Series(dtype=float)})
+    empty = _enclosure_frame([])
     if np.count_nonzero(np.unique(target)) < 2:
         return empty
     grown = _grow(target, gap_px).astype(np.int64)
@@ -165,10 +168,12 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
            if f[0] >= boundary_fraction or f[1] >= inside_fraction]
     out += _split_host_enclosures(lab, slices, area, rows, {o[0] for o in out},
                                   boundary_fraction, inside_fraction)
-    if not out:
-        return empty
-    return pd.DataFrame(out, columns=ENCLOSURE_COLUMNS[1:]).astype(
-        {"inner_track_id": np.int64, "host_track_id": np.int64})
+    return _enclosure_frame(out)
+
+
+def _enclosure_frame(rows: list[tuple]) -> pd.DataFrame:
+    """One frame's enclosure rows as a table of :data:`_ENCLOSURE_DTYPES` (also when empty)."""
+    return pd.DataFrame(rows, columns=list(_ENCLOSURE_DTYPES)).astype(_ENCLOSURE_DTYPES)
 
 
 def _split_host_enclosures(lab: np.ndarray, slices: list, area: np.ndarray,
@@ -244,9 +249,7 @@ def frame_signal_enclosures(image: np.ndarray, target: np.ndarray, effector: np.
     """
     target = _check_frame(target, "target")
     image = np.asarray(image, dtype=float)
-    cols = {"inner_track_id": np.int64, "host_track_id": np.int64,
-            "boundary_fraction": float, "inside_fraction": float, "signal_fraction": float}
-    empty = pd.DataFrame({c: pd.Series(dtype=d) for c, d in cols.items()})
+    empty = _enclosure_frame([])
     if image.shape != target.shape or not target.any():
         return empty
     cell = float(np.median(image[target > 0]))
@@ -280,11 +283,9 @@ def frame_signal_enclosures(image: np.ndarray, target: np.ndarray, effector: np.
         share = cnt[top] / n if cnt.size else 0.0
         if (cnt.sum() / n if cnt.size else 0.0) - share > others_max:
             continue
-        host = int(ids[top]) if share >= 0.25 else 0
+        host = int(ids[top]) if share >= SIGNAL_HOST_MIN_SHARE else 0
         rows.append((i + 1, host, float(share), 0.0, float(frac)))
-    if not rows:
-        return empty
-    return pd.DataFrame(rows, columns=list(cols)).astype(cols)
+    return _enclosure_frame(rows)
 
 
 def frame_background(image: np.ndarray, occupied: np.ndarray, margin_px: int = 2,
