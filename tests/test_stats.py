@@ -137,3 +137,21 @@ def test_inputs_not_modified(demo):
     before = sc["fates"].copy()
     analyse(sc["fates"], sc["effectors"], sheet, "control")
     pd.testing.assert_frame_equal(before, sc["fates"])
+
+
+def test_condition_interval_stays_in_metric_range():
+    from livescreen.stats.estimates import condition_summary
+
+    # 3 wells of a rare outcome: the plain t interval reaches below 0
+    wells = pd.DataFrame({"condition": "c", "compound": "x", "dose": 1.0, "dose_unit": "uM",
+                          "role": "treatment", "frac_killed": [0.0, 0.02, 0.3],
+                          "n_resolved": [20, 25, 10]})
+    row = condition_summary(wells, ["frac_killed"]).iloc[0]
+    t_low = 0.10667 - 4.3027 * np.std([0.0, 0.02, 0.3], ddof=1) / np.sqrt(3)
+    assert t_low < 0                                   # what the t interval alone gives
+    assert row["ci_low"] == 0.0 and "truncated" in row["note"] and "lower end" in row["note"]
+    assert row["ci_high"] == pytest.approx(0.10667 + (0.10667 - t_low), rel=1e-3)
+    # an interval already inside [0, 1] is left alone and carries no note
+    wells["frac_killed"] = [0.4, 0.5, 0.45]
+    row = condition_summary(wells, ["frac_killed"]).iloc[0]
+    assert 0 < row["ci_low"] < 0.45 < row["ci_high"] < 1 and row["note"] == ""

@@ -1,7 +1,8 @@
 """Per-condition estimates over wells and comparisons with the control.
 
 - Condition mean of a well-level metric with a t confidence interval over
-  wells (``statsmodels`` ``DescrStatsW.tconfint_mean``).
+  wells (``statsmodels`` ``DescrStatsW.tconfint_mean``), truncated to the
+  metric's range (fractions [0, 1], rates and times >= 0; noted in the row).
 - Difference to the control: Welch's t-test on well values
   (``scipy.stats.ttest_ind(equal_var=False)``) and its confidence interval.
 - Ratio to the control (fractions): quasi-binomial GLM with a log link on the
@@ -33,7 +34,54 @@ LOGRANK = ("log-rank test on contacted targets pooled over wells (lifelines.stat
            "logrank_test); cells of a well are not independent, read p as descriptive")
 
 
-def _mean_ci(values: np.ndarray, confidence: float) -> tuple[float, float, float, float, str]:
+def metric_range(metric: str) -> tuple[float, float]:
+    """Values a well-level metric can take: fractions in [0, 1], the rest >= 0.
+
+    Parameters
+    ----------
+    metric : str
+        Well-level metric column.
+
+    Returns
+    -------
+    (float, float)
+        Lower and upper bound.
+    """
+    return (0.0, 1.0) if metric in FRACTIONS else (0.0, np.inf)
+
+
+def truncate_interval(lo: float, hi: float, bounds: tuple[float, float]
+                      ) -> tuple[float, float, str]:
+    """Clip a confidence interval to the parameter's range.
+
+    The clipped interval covers the true value whenever the t interval does
+    (the true value lies in the range), so the coverage is unchanged; only
+    the impossible part (e.g. a negative fraction from 3 wells) is cut.
+
+    Parameters
+    ----------
+    lo, hi : float
+        Interval ends.
+    bounds : (float, float)
+        The parameter's range.
+
+    Returns
+    -------
+    lo, hi, note
+        Clipped ends and a note naming the cut ('' when nothing was cut).
+    """
+    low, high = bounds
+    cut = []
+    if lo < low:
+        cut.append(f"lower end {lo:.3g} set to {low:g}")
+    if hi > high:
+        cut.append(f"upper end {hi:.3g} set to {high:g}")
+    note = f"t interval truncated to the metric's range ({'; '.join(cut)})" if cut else ""
+    return float(np.clip(lo, low, high)), float(np.clip(hi, low, high)), note
+
+
+def _mean_ci(values: np.ndarray, confidence: float, bounds: tuple[float, float] = (-np.inf, np.inf)
+             ) -> tuple[float, float, float, float, str]:
     n = len(values)
     if n == 0:
         return np.nan, np.nan, np.nan, np.nan, "no well with a defined value"
@@ -45,12 +93,16 @@ def _mean_ci(values: np.ndarray, confidence: float) -> tuple[float, float, float
     if sd == 0:
         return mean, mean, mean, 0.0, "identical values in every well: interval has zero width"
     lo, hi = d.tconfint_mean(alpha=1 - confidence)
-    return mean, float(lo), float(hi), sd, ""
+    lo, hi, note = truncate_interval(float(lo), float(hi), bounds)
+    return mean, lo, hi, sd, note
 
 
 def condition_summary(wells: pd.DataFrame, metrics=tuple(METRICS),
                       confidence: float = 0.95) -> pd.DataFrame:
     """Mean over wells with a t confidence interval, per condition and metric.
+
+    The interval is truncated to the metric's range (:func:`metric_range`):
+    with 3 wells a t interval of a small fraction easily reaches below 0.
 
     Parameters
     ----------
@@ -72,13 +124,14 @@ def condition_summary(wells: pd.DataFrame, metrics=tuple(METRICS),
         first = g.iloc[0]
         for m in metrics:
             vals = g[m].dropna().to_numpy(float)
-            mean, lo, hi, sd, note = _mean_ci(vals, confidence)
+            mean, lo, hi, sd, note = _mean_ci(vals, confidence, metric_range(m))
             denom = METRICS[m][1] if m in METRICS else None
             rows.append({**{c: first[c] for c in CONDITION_COLUMNS}, "metric": m,
                          "mean": mean, "ci_low": lo, "ci_high": hi, "sd": sd,
                          "n_wells": len(vals), "n_wells_total": len(g),
                          "n_cells": int(g[denom].sum()) if denom else 0,
-                         "method": "mean over wells; t interval (statsmodels DescrStatsW)",
+                         "method": ("mean over wells; t interval (statsmodels DescrStatsW), "
+                                    "truncated to the metric's range"),
                          "note": note})
     return pd.DataFrame(rows)
 
