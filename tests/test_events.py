@@ -22,6 +22,7 @@ from livescreen.events.measure import (
     frame_signal_enclosures,
     repair_enclosure_swaps,
     targets_under_effectors,
+    track_mergers,
 )
 from livescreen.events.validate import match_events, summarize, validate_gt_labels
 from livescreen.features import channel_names, object_features
@@ -159,6 +160,74 @@ def test_signal_enclosure_finds_unlabelled_host_rings():
     assert flat.empty and list(flat.columns) == list(s.columns)
 
 
+def test_enclosure_run_spans_frames_seen_through_different_hosts():
+    """Ring seen only in the image (host 0) in frames 21-22, segmented (host 12) from 24."""
+    from livescreen.events.score import enclosure_onset
+
+    rows = [(f, 5, 0) for f in (21, 22)] + [(f, 5, 12) for f in range(24, 29)] \
+        + [(f, 8, 0) for f in range(10, 14)] + [(f, 9, 3) for f in (2, 3)]
+    enc = pd.DataFrame(rows, columns=["frame", "inner_track_id", "host_track_id"])
+    on = enclosure_onset(enc, min_frames=3, max_break=1).set_index("inner_track_id")
+    assert (on.at[5, "internalization_frame"], on.at[5, "host_track_id"]) == (21, 12)
+    assert on.at[5, "last_enclosed_frame"] == 28
+    assert (on.at[8, "internalization_frame"], on.at[8, "host_track_id"]) == (10, 0)
+    assert 9 not in on.index                     # 2 frames are not sustained
+
+
+def _merger_scene(contact_frames=range(0, 3), into=2):
+    """Host (1) and attacked cell (2) become one object, carrying the id ``into``."""
+    shape, n_t = (80, 80), 8
+    tl = np.zeros((n_t, *shape), np.uint32)
+    el = np.zeros_like(tl)
+    for t in range(n_t):
+        if t < 4:
+            tl[t][disc(shape, 40, 30, 10)] = 1
+            tl[t][disc(shape, 40, 50, 6)] = 2
+        else:                 # host ring and inner cell segmented as one object
+            tl[t][disc(shape, 40, 40, 17)] = into
+        x = (61 if t < 4 else 62) if t in contact_frames else 74   # touching cell 2, or away
+        el[t][disc(shape, 40, x, 4)] = 5
+    return tl, el
+
+
+def test_track_mergers_follow_the_cover_of_the_ended_mask():
+    tl, _ = _merger_scene()
+    m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    assert set(m["ended_track_id"]) == {1} and set(m["into_track_id"]) == {2}
+    assert m["frame"].tolist() == [4, 5, 6, 7] and (m["last_frame"] == 3).all()
+    host, merged = tl[3] == 1, tl[4] == 2
+    assert np.allclose(m["cover"], (host & merged).sum() / host.sum())
+    tl2 = tl.copy()
+    tl2[6:] = 0                              # the object is gone after two frames
+    tl2[6:][:, 30:50, 40:60] = 2             # ... and elsewhere
+    m2 = track_mergers(tl2, tracks_from_labels(tl2, None, "target"), min_cover=0.3)
+    assert m2["frame"].tolist() == [4, 5]
+
+
+@pytest.mark.parametrize("contact_frames, merge_cover, into, inner", [
+    (range(0, 3), 0.3, 2, 2),    # attacked cell and host became one object: cell-in-cell
+    (range(0, 3), 0.3, 1, 2),    # ... carrying the host's id: the attacked cell's track ends
+    (range(0, 3), None, 2, 0),   # route off
+    ((), 0.3, 2, 0),             # nobody attacked: two cells segmented as one, not counted
+    (range(0, 6), 0.3, 2, 0),    # merged during the contact: not counted
+])
+def test_merger_of_attacked_cell_and_host_is_cell_in_cell(contact_frames, merge_cover, into,
+                                                          inner):
+    tl, el = _merger_scene(contact_frames, into)
+    cfg = {"cell_in_cell": {"merge_cover": merge_cover}}
+    out = score_labels(tl, el, None, tracks_from_labels(tl, None, "target"),
+                       tracks_from_labels(el, None, "effector"), imaging=IMAGING,
+                       params=event_params(cfg), **SITE)
+    FatesTable.validate(out["fates"])
+    fates = out["fates"].set_index("target_track_id")
+    if inner:
+        assert fates.at[2, "outcome"] == "cell_in_cell"
+        assert (fates.at[2, "host_track_id"], fates.at[2, "internalization_frame"]) == (1, 4)
+        assert out["encounters"]["outcome"].tolist() == ["cell_in_cell"]
+    else:
+        assert "cell_in_cell" not in set(fates["outcome"])
+
+
 def test_signal_enclosure_is_used_only_with_a_movie_and_when_configured():
     from livescreen.events.measure import measure_site
     img, lab = _ring_scene()
@@ -285,6 +354,26 @@ def test_no_effectors_no_contacts_and_missing_death_channel(caplog):
     FatesTable.validate(out["fates"])
     assert out["fates"]["outcome"].tolist() == ["uncontacted"]
     assert "death channel" in caplog.text and "no effectors" in caplog.text
+
+
+def test_track_first_seen_dead_is_not_a_death_in_the_movie():
+    """Debris of a dead cell (or a dead cell drifting in) appears already reporter-bright."""
+    tl, el, movie = _kill_scene()
+    tl, movie = tl.copy(), movie.copy()
+    piece = disc(tl.shape[1:], 10, 40, 4)
+    for t in range(8, tl.shape[0]):          # a new object, dead from its first frame
+        tl[t][piece] = 7
+        movie[t, 0][piece] += 150
+        movie[t, 2][piece] += 200
+    z = np.zeros_like(el)
+    out = score_labels(tl, z, movie, tracks_from_labels(tl, movie, "target"),
+                       tracks_from_labels(z, movie, "effector"), imaging=IMAGING,
+                       params=event_params(), **SITE)
+    FatesTable.validate(out["fates"])
+    fates = out["fates"].set_index("target_track_id")
+    # the cell whose reporter rose in the movie died; the piece was dead when first seen
+    assert fates.at[3, "outcome"] == "died" and fates.at[3, "death_frame"] == 8
+    assert fates.at[7, "outcome"] == "dead_at_start" and fates.at[7, "death_frame"] == 8
 
 
 def test_track_gap_bridged_and_empty_site():

@@ -28,6 +28,7 @@ from livescreen.events.measure import (
     repair_enclosure_swaps,
     stitch_engulfments,
     targets_under_effectors,
+    track_mergers,
 )
 from livescreen.events.params import EventParams, event_params, to_pixels_frames
 from livescreen.events.schemas import EffectorsTable, EncountersTable, FatesTable
@@ -106,6 +107,8 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
         max_gap=grid.contact_max_break)
     if n_joined:
         meas = measure_site(target_labels, effector_labels, movie, **kw)
+    if grid.cic_merge_cover is not None:
+        meas["mergers"] = track_mergers(target_labels, target_tracks, grid.cic_merge_cover)
     out = score_site(target_tracks, effector_tracks, meas, n_frames=target_labels.shape[0],
                      shape=target_labels.shape[1:], imaging=imaging, grid=grid, plate=plate,
                      well=well, field=field)

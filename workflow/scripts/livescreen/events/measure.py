@@ -36,6 +36,7 @@ _ENCLOSURE_DTYPES = {"inner_track_id": np.int64, "host_track_id": np.int64,
 #: (:func:`frame_signal_enclosures`); below it the ring counts as unsegmented
 SIGNAL_HOST_MIN_SHARE = 0.25
 BACKGROUND_COLUMNS = ["frame", "channel", "background", "noise"]
+MERGER_COLUMNS = ["frame", "ended_track_id", "into_track_id", "last_frame", "cover"]
 SIGNAL_COLUMNS = ["frame", "effector_track_id", "target_signal", "n_px"]
 
 
@@ -444,6 +445,65 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
             "background": _cat(bg, BACKGROUND_COLUMNS, ["frame", "channel"]),
             "effector_signal": _cat(sig, SIGNAL_COLUMNS,
                                     ["frame", "effector_track_id", "n_px"])}
+
+
+def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
+                  ) -> pd.DataFrame:
+    """Tracks whose cell went on inside another track's mask: two objects became one.
+
+    When an inner cell is engulfed, Cellpose can segment it and its thin host
+    ring as one object; then one of the two tracks ends although its cell is
+    still there, under the other's mask. For each track that ends before the
+    movie's last frame, the target covering most of its last mask in the next
+    frame is found; it is a merger when that target already existed (its
+    track started no later) and covers at least ``min_cover`` of the last
+    mask, and it lasts for as many frames as that stays so.
+
+    Parameters
+    ----------
+    labels : (T, Y, X) int array
+        Target track-id labels. Not modified.
+    tracks : pandas.DataFrame
+        Target tracks table (``track_id``, ``frame``).
+    min_cover : float
+        Smallest share of the ended track's last mask under the other object.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`MERGER_COLUMNS`: one row per frame of each merger, ``cover``
+        the share of the ended track's last mask (at ``last_frame``) that
+        ``into_track_id``'s mask covers in ``frame``.
+    """
+    labels = np.asarray(labels)
+    n_t = labels.shape[0]
+    rows = []
+    if len(tracks) and n_t > 1:
+        span = tracks.groupby("track_id")["frame"].agg(["min", "max"])
+        ended = span[span["max"] < n_t - 1]
+        for last, grp in ended.groupby("max"):
+            last = int(last)
+            slices = ndi.find_objects(labels[last])
+            for x in grp.index.astype(int):
+                if x > len(slices) or slices[x - 1] is None:
+                    continue
+                box = slices[x - 1]
+                mask = labels[last][box] == x
+                under = labels[last + 1][box][mask]
+                ids, cnt = np.unique(under[under > 0], return_counts=True)
+                if not ids.size:
+                    continue
+                y = int(ids[np.argmax(cnt)])
+                if y not in span.index or int(span.at[y, "min"]) > last:
+                    continue
+                n = np.count_nonzero(mask)
+                for f in range(last + 1, n_t):
+                    cover = np.count_nonzero(labels[f][box][mask] == y) / n
+                    if cover < min_cover:
+                        break
+                    rows.append((f, x, y, last, cover))
+    out = pd.DataFrame(rows, columns=MERGER_COLUMNS)
+    return out.astype({c: np.int64 for c in MERGER_COLUMNS[:4]} | {"cover": float})
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

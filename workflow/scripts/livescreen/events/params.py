@@ -60,6 +60,7 @@ class CellInCellParams(_Section):
     signal_ring_um: float = Field(1.5, gt=0)
     signal_level: float = Field(0.35, gt=0, lt=1)
     signal_others_max: float = Field(0.3, ge=0, le=1)
+    merge_cover: float | None = Field(0.3, gt=0, le=1)
 
 
 class EvasionParams(_Section):
@@ -160,6 +161,7 @@ class ScoringGrid:
     cic_signal_ring_px: float
     cic_signal_level: float
     cic_signal_others_max: float
+    cic_merge_cover: float | None
     survive_frames: int
     retreat_px: float
     trog_signal_gain: float
@@ -220,6 +222,7 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         cic_signal_ring_px=ci.signal_ring_um / px,
         cic_signal_level=ci.signal_level,
         cic_signal_others_max=ci.signal_others_max,
+        cic_merge_cover=ci.merge_cover,
         survive_frames=frames_for(params.evasion.survive_min, dt),
         retreat_px=params.evasion.retreat_um / px,
         trog_signal_gain=tr.signal_gain_fraction,

@@ -183,9 +183,34 @@ def death_from_morphology(frames: np.ndarray, area: np.ndarray, ends_in_field: b
     return int(frames[idx[0]]), int(frames[idx[0]])
 
 
+def run_host(run: pd.DataFrame) -> int:
+    """Host of a run of enclosed frames: the segmented host seen in most frames.
+
+    Parameters
+    ----------
+    run : pandas.DataFrame
+        Per-frame enclosures of one inner cell (``frame``, ``host_track_id``).
+
+    Returns
+    -------
+    int
+        The non-zero host enclosing it in most frames (ties: the first seen),
+        else 0 (its host ring was never segmented).
+    """
+    seen = run.loc[run["host_track_id"] > 0].drop_duplicates(["frame", "host_track_id"])
+    if seen.empty:
+        return 0
+    n = seen.groupby("host_track_id", sort=False)["frame"].agg(["size", "min"])
+    return int(n.sort_values(["size", "min"], ascending=[False, True]).index[0])
+
+
 def enclosure_onset(enclosures: pd.DataFrame, min_frames: int, max_break: int
                     ) -> pd.DataFrame:
     """First sustained enclosure of each inner target: onset frame and host.
+
+    The run of enclosed frames is the inner cell's, whichever host enclosed it
+    in each frame: a host ring seen only in the image in some frames (host 0)
+    and segmented in others is one enclosure (:func:`run_host` names the host).
 
     Parameters
     ----------
@@ -202,11 +227,12 @@ def enclosure_onset(enclosures: pd.DataFrame, min_frames: int, max_break: int
         ``inner_track_id, host_track_id, internalization_frame, last_enclosed_frame``.
     """
     rows = []
-    for (inner, host), grp in enclosures.groupby(["inner_track_id", "host_track_id"]):
+    for inner, grp in enclosures.groupby("inner_track_id"):
         frames = np.unique(grp["frame"].to_numpy(np.int64))
         for s, e in _runs(frames, max_break):
             if e - s + 1 >= min_frames:
-                rows.append((int(inner), int(host), s, e))
+                run = grp[(grp["frame"] >= s) & (grp["frame"] <= e)]
+                rows.append((int(inner), run_host(run), s, e))
                 break
     cols = ["inner_track_id", "host_track_id", "internalization_frame", "last_enclosed_frame"]
     if not rows:
@@ -214,6 +240,72 @@ def enclosure_onset(enclosures: pd.DataFrame, min_frames: int, max_break: int
     out = pd.DataFrame(rows, columns=cols).sort_values(["inner_track_id",
                                                         "internalization_frame"])
     return out.drop_duplicates("inner_track_id", keep="first").reset_index(drop=True)
+
+
+def _contact_before(episodes: pd.DataFrame, target: int, frame: int, window: int) -> bool:
+    """Whether a contact of ``target`` ended before ``frame``, at most ``window`` frames."""
+    e = episodes[episodes["target_track_id"] == target]
+    return bool(((e["end_frame"] < frame) & (e["end_frame"] >= frame - window)).any())
+
+
+def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.DataFrame,
+                      grid: ScoringGrid) -> pd.DataFrame:
+    """Enclosures read from mergers: an inner cell and its host segmented as one object.
+
+    A merger (:func:`livescreen.events.measure.track_mergers`) counts when
+    the track that ended did so inside the field, alive (no death found) and
+    not by division, and the other object kept covering its last mask for at
+    least ``cic_min_frames``. Of the two cells, the one whose contact with an
+    effector ended at most ``cic_window`` frames before the merger is the
+    inner cell and the other its host (the attack triggers the engulfment of
+    the attacked cell). Weaker evidence than a visible host, so stricter than
+    :func:`encounter_outcomes`' window: the contact must have ended (a merger
+    during a contact is often the effector pushing two cells together), and
+    mergers of two cells neither of which was in contact are not counted
+    (more often two touching cells segmented as one than a spontaneous
+    engulfment).
+
+    Parameters
+    ----------
+    mergers : pandas.DataFrame
+        :data:`livescreen.events.measure.MERGER_COLUMNS` rows.
+    states : pandas.DataFrame
+        :func:`target_states` (indexed by ``target_track_id``).
+    episodes : pandas.DataFrame
+        :func:`contact_episodes`.
+    grid : ScoringGrid
+
+    Returns
+    -------
+    pandas.DataFrame
+        Enclosure rows (``frame, inner_track_id, host_track_id,
+        boundary_fraction`` NaN, ``inside_fraction`` = the merger's cover,
+        ``signal_fraction`` NaN), one per frame of each counted merger.
+    """
+    cols = ["frame", "inner_track_id", "host_track_id", "boundary_fraction",
+            "inside_fraction", "signal_fraction"]
+    rows = []
+    for (x, y), grp in mergers.groupby(["ended_track_id", "into_track_id"], sort=True):
+        x, y = int(x), int(y)
+        last = int(grp["last_frame"].iloc[0])
+        if len(grp) < grid.cic_min_frames or x not in states.index:
+            continue
+        st = states.loc[x]
+        if int(st["death_frame"]) >= 0 or bool(st["near_border_end"]) or bool(st["divided"]):
+            continue
+
+        inner, host = ((y, x) if _contact_before(episodes, y, last + 1, grid.cic_window)
+                       else (x, y) if _contact_before(episodes, x, last + 1, grid.cic_window)
+                       else (0, 0))
+        if inner == 0:
+            continue
+        log.info("merger: track %d ended inside track %d's mask at frame %d: %d enclosed by "
+                 "%d (the contacted cell is the inner one)", x, y, last + 1, inner, host)
+        rows += [(int(r.frame), inner, host, np.nan, float(r.cover), np.nan)
+                 for r in grp.itertuples(index=False)]
+    return pd.DataFrame(rows, columns=cols).astype(
+        {"frame": np.int64, "inner_track_id": np.int64, "host_track_id": np.int64,
+         "boundary_fraction": float, "inside_fraction": float, "signal_fraction": float})
 
 
 def _intensity_column(tracks: pd.DataFrame, role: str) -> str | None:
@@ -496,6 +588,31 @@ _FATE_OF = {"kill": "killed", "cell_in_cell": "cell_in_cell", "evasion": "evaded
             "trogocytosis_only": "nibbled", "censored": "censored"}
 
 
+def dead_at_first_sight(state: Mapping) -> bool:
+    """Whether a target track was already dead in its first frame.
+
+    Its death frame (the reporter's plateau, or the morphology frame) is its
+    first frame: the death happened before the track began and was not seen.
+    Such a track is debris of a cell that died earlier (a dead cell that
+    fragments leaves pieces that are tracked on their own) or a dead cell
+    drifting into the field; counting its "death" would count a death twice
+    or one outside the movie. On the 15 demo sites' own masks, 6 of the 7
+    false "died" events were such tracks and no true one was
+    (docs/events.md).
+
+    Parameters
+    ----------
+    state : mapping
+        One row of :func:`target_states` (``first_frame``, ``death_frame``).
+
+    Returns
+    -------
+    bool
+    """
+    death = int(state["death_frame"])
+    return death >= 0 and death <= int(state["first_frame"])
+
+
 def fates_table(states: pd.DataFrame, encounters: pd.DataFrame, n_frames: int,
                 dt: float, site: Mapping[str, str]) -> pd.DataFrame:
     """One row per target track (columns: docs/events.md, :class:`FatesTable`)."""
@@ -532,7 +649,7 @@ def fates_table(states: pd.DataFrame, encounters: pd.DataFrame, n_frames: int,
         elif host > 0:
             outcome = "cell_in_cell"
         elif dead:
-            outcome = "died"
+            outcome = "dead_at_start" if dead_at_first_sight(st) else "died"
         else:
             outcome = "uncontacted"
         if outcome != "cell_in_cell":
@@ -643,6 +760,14 @@ def score_site(target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame,
                                 n_frames - 1)
     states = target_states(target_tracks, measurements["background"],
                            measurements["enclosures"], channels, n_frames, shape, grid)
+    mergers = measurements.get("mergers")
+    if mergers is not None and len(mergers):
+        extra = merger_enclosures(mergers, states, episodes, grid)
+        if len(extra):
+            encl = measurements["enclosures"]
+            encl = pd.concat([encl, extra], ignore_index=True) if len(encl) else extra
+            states = target_states(target_tracks, measurements["background"], encl,
+                                   channels, n_frames, shape, grid)
     nib = nibbling_measures(episodes, target_tracks, effector_tracks, contacts,
                             measurements["background"], channels, n_frames, grid,
                             signals=measurements.get("effector_signal"))

@@ -11,7 +11,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-FATE_OUTCOMES = ["killed", "cell_in_cell", "evaded", "nibbled", "uncontacted", "censored", "died"]
+FATE_OUTCOMES = ["killed", "cell_in_cell", "evaded", "nibbled", "uncontacted", "censored", "died",
+                 "dead_at_start"]
 ENCOUNTER_OUTCOMES = ["kill", "cell_in_cell", "evasion", "trogocytosis_only", "censored"]
 ROLES = ["sample", "negative_control", "positive_control"]
 
