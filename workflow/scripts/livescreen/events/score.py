@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from livescreen.events.measure import ENCLOSURE_COLUMNS
 from livescreen.events.params import ScoringGrid
 from livescreen.events.schemas import (
     EffectorsTable,
@@ -282,8 +283,6 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
         boundary_fraction`` NaN, ``inside_fraction`` = the merger's cover,
         ``signal_fraction`` NaN), one per frame of each counted merger.
     """
-    cols = ["frame", "inner_track_id", "host_track_id", "boundary_fraction",
-            "inside_fraction", "signal_fraction"]
     rows = []
     for (x, y), grp in mergers.groupby(["ended_track_id", "into_track_id"], sort=True):
         x, y = int(x), int(y)
@@ -293,7 +292,6 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
         st = states.loc[x]
         if int(st["death_frame"]) >= 0 or bool(st["near_border_end"]) or bool(st["divided"]):
             continue
-
         inner, host = ((y, x) if _contact_before(episodes, y, last + 1, grid.cic_window)
                        else (x, y) if _contact_before(episodes, x, last + 1, grid.cic_window)
                        else (0, 0))
@@ -303,7 +301,7 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
                  "%d (the contacted cell is the inner one)", x, y, last + 1, inner, host)
         rows += [(int(r.frame), inner, host, np.nan, float(r.cover), np.nan)
                  for r in grp.itertuples(index=False)]
-    return pd.DataFrame(rows, columns=cols).astype(
+    return pd.DataFrame(rows, columns=ENCLOSURE_COLUMNS).astype(
         {"frame": np.int64, "inner_track_id": np.int64, "host_track_id": np.int64,
          "boundary_fraction": float, "inside_fraction": float, "signal_fraction": float})
 
