@@ -228,6 +228,30 @@ def test_merger_of_attacked_cell_and_host_is_cell_in_cell(contact_frames, merge_
         assert "cell_in_cell" not in set(fates["outcome"])
 
 
+@pytest.mark.parametrize("death_frame, divided, n_rows", [(-1, False, 3), (2, False, 0),
+                                                          (-1, True, 0)])
+def test_merger_counts_at_the_edge_but_not_for_dead_or_dividing_cells(death_frame, divided,
+                                                                     n_rows):
+    from livescreen.events.score import merger_enclosures, merger_pairs
+
+    grid = to_pixels_frames(event_params(), 1.0, 4.0)
+    mergers = pd.DataFrame({"frame": [4, 5, 6], "ended_track_id": 1, "into_track_id": 2,
+                            "last_frame": 3, "cover": 0.6})
+    states = pd.DataFrame({"target_track_id": [1, 2], "first_frame": 0, "last_frame": [3, 6],
+                           "near_border_end": [True, False], "divided": [divided, False],
+                           "death_frame": [death_frame, -1]}).set_index("target_track_id")
+    episodes = pd.DataFrame({"target_track_id": [2], "effector_track_id": [5],
+                             "start_frame": [0], "end_frame": [2]})
+    rows = merger_enclosures(mergers, states, episodes, grid)
+    assert len(rows) == n_rows
+    if n_rows:      # the ended track lay at the edge, but stayed covered: it did not leave
+        assert set(rows["inner_track_id"]) == {2} and set(rows["host_track_id"]) == {1}
+    pairs = merger_pairs(mergers, min_frames=3)
+    assert pairs.to_dict("records") == [{"inner_track_id": 2, "host_track_id": 1,
+                                         "internalization_frame": 4}]
+    assert merger_pairs(mergers, min_frames=4).empty
+
+
 def test_signal_enclosure_is_used_only_with_a_movie_and_when_configured():
     from livescreen.events.measure import measure_site
     img, lab = _ring_scene()

@@ -32,7 +32,7 @@ from livescreen.events.measure import (
 )
 from livescreen.events.params import EventParams, event_params, to_pixels_frames
 from livescreen.events.schemas import EffectorsTable, EncountersTable, FatesTable
-from livescreen.events.score import enclosure_onset, score_site
+from livescreen.events.score import enclosure_onset, merger_pairs, score_site
 
 __all__ = ["EffectorsTable", "EncountersTable", "EventParams", "FatesTable", "event_params",
            "measure_site", "score_labels", "score_site", "to_pixels_frames", "write_events"]
@@ -102,6 +102,10 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
     if n_swaps:
         meas = measure_site(target_labels, effector_labels, movie, **kw)
         pairs = enclosure_onset(meas["enclosures"], grid.cic_min_frames, 1)
+    if grid.cic_merge_cover is not None:
+        pairs = pd.concat([pairs, merger_pairs(track_mergers(
+            target_labels, target_tracks, grid.cic_merge_cover), grid.cic_min_frames)],
+            ignore_index=True)
     target_labels, target_tracks, n_joined = stitch_engulfments(
         target_labels, target_tracks, pairs, grid.cic_window, grid.cic_travel_px,
         max_gap=grid.contact_max_break)

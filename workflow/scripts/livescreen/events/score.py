@@ -243,6 +243,35 @@ def enclosure_onset(enclosures: pd.DataFrame, min_frames: int, max_break: int
     return out.drop_duplicates("inner_track_id", keep="first").reset_index(drop=True)
 
 
+def merger_pairs(mergers: pd.DataFrame, min_frames: int) -> pd.DataFrame:
+    """Candidate (inner, host) pairs of mergers, for joining the inner cell's track pieces.
+
+    The object that a track ended into may itself be a new track of an
+    attacked cell that jumped into its host (inner cell plus ring); before
+    the merger is scored its pieces are joined like those of an enclosed
+    cell (:func:`livescreen.events.measure.stitch_engulfments`).
+
+    Parameters
+    ----------
+    mergers : pandas.DataFrame
+        :data:`livescreen.events.measure.MERGER_COLUMNS` rows.
+    min_frames : int
+        Shortest merger.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``inner_track_id`` (the object merged into), ``host_track_id`` (the
+        ended track), ``internalization_frame`` (the merger's first frame).
+    """
+    g = mergers.groupby(["ended_track_id", "into_track_id"], sort=True)
+    out = g.agg(n=("frame", "size"), first=("frame", "min")).reset_index()
+    out = out[out["n"] >= min_frames]
+    return pd.DataFrame({"inner_track_id": out["into_track_id"].astype(np.int64),
+                         "host_track_id": out["ended_track_id"].astype(np.int64),
+                         "internalization_frame": out["first"].astype(np.int64)})
+
+
 def _contact_before(episodes: pd.DataFrame, target: int, frame: int, window: int) -> bool:
     """Whether a contact of ``target`` ended before ``frame``, at most ``window`` frames."""
     e = episodes[episodes["target_track_id"] == target]
@@ -254,12 +283,13 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
     """Enclosures read from mergers: an inner cell and its host segmented as one object.
 
     A merger (:func:`livescreen.events.measure.track_mergers`) counts when
-    the track that ended did so inside the field, alive (no death found) and
-    not by division, and the other object kept covering its last mask for at
-    least ``cic_min_frames``. Of the two cells, the one whose contact with an
-    effector ended at most ``cic_window`` frames before the merger is the
-    inner cell and the other its host (the attack triggers the engulfment of
-    the attacked cell). Weaker evidence than a visible host, so stricter than
+    the track that ended did so alive (no death found) and not by division,
+    and the other object kept covering its last mask for at least
+    ``cic_min_frames`` (so it did not leave the field, even near the edge).
+    Of the two cells, the one whose contact with an effector ended at most
+    ``cic_window`` frames before the merger is the inner cell and the other
+    its host (the attack triggers the engulfment of the attacked cell).
+    Weaker evidence than a visible host, so stricter than
     :func:`encounter_outcomes`' window: the contact must have ended (a merger
     during a contact is often the effector pushing two cells together), and
     mergers of two cells neither of which was in contact are not counted
@@ -290,7 +320,7 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
         if len(grp) < grid.cic_min_frames or x not in states.index:
             continue
         st = states.loc[x]
-        if int(st["death_frame"]) >= 0 or bool(st["near_border_end"]) or bool(st["divided"]):
+        if int(st["death_frame"]) >= 0 or bool(st["divided"]):
             continue
         inner, host = ((y, x) if _contact_before(episodes, y, last + 1, grid.cic_window)
                        else (x, y) if _contact_before(episodes, x, last + 1, grid.cic_window)
