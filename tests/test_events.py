@@ -252,6 +252,26 @@ def test_merger_counts_at_the_edge_but_not_for_dead_or_dividing_cells(death_fram
     assert merger_pairs(mergers, min_frames=4).empty
 
 
+def test_never_contacted_target_inside_an_inner_cell_is_a_host_remnant():
+    from livescreen.events.score import drop_host_remnants
+
+    # 2 (attacked) is enclosed by 1 at frame 10; 1, never contacted, looks enclosed
+    # by 2 from frame 11 (what is left of the host inside the merged object);
+    # 4 (never contacted) enclosed by 3 (not enclosed itself) is a spontaneous one.
+    states = pd.DataFrame({"target_track_id": [1, 2, 3, 4], "host_track_id": [2, 1, 0, 3],
+                           "internalization_frame": [11, 10, -1, 5]}
+                          ).set_index("target_track_id")
+    episodes = pd.DataFrame({"target_track_id": [2], "effector_track_id": [9],
+                             "start_frame": [4], "end_frame": [7]})
+    out = drop_host_remnants(states, episodes, window=8)
+    assert out["host_track_id"].tolist() == [0, 1, 0, 3]
+    assert out["internalization_frame"].tolist() == [-1, 10, -1, 5]
+    assert states.at[1, "host_track_id"] == 2            # input not modified
+    far = drop_host_remnants(states.assign(internalization_frame=[30, 10, -1, 5]),
+                             episodes, window=8)
+    assert far.at[1, "host_track_id"] == 2               # onsets too far apart: kept
+
+
 def test_signal_enclosure_is_used_only_with_a_movie_and_when_configured():
     from livescreen.events.measure import measure_site
     img, lab = _ring_scene()
