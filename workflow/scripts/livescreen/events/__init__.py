@@ -102,17 +102,20 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
     if n_swaps:
         meas = measure_site(target_labels, effector_labels, movie, **kw)
         pairs = enclosure_onset(meas["enclosures"], grid.cic_min_frames, 1)
-    if grid.cic_merge_cover is not None:
-        pairs = pd.concat([pairs, merger_pairs(track_mergers(
-            target_labels, target_tracks, grid.cic_merge_cover), grid.cic_min_frames)],
-            ignore_index=True)
+    merge = grid.cic_merge_cover is not None
+    if merge:
+        mergers = track_mergers(target_labels, target_tracks, grid.cic_merge_cover)
+        pairs = pd.concat([pairs, merger_pairs(mergers, grid.cic_min_frames)],
+                          ignore_index=True)
     target_labels, target_tracks, n_joined = stitch_engulfments(
         target_labels, target_tracks, pairs, grid.cic_window, grid.cic_travel_px,
         max_gap=grid.contact_max_break)
     if n_joined:
         meas = measure_site(target_labels, effector_labels, movie, **kw)
-    if grid.cic_merge_cover is not None:
-        meas["mergers"] = track_mergers(target_labels, target_tracks, grid.cic_merge_cover)
+        if merge:       # ids changed: mergers of the joined tracks
+            mergers = track_mergers(target_labels, target_tracks, grid.cic_merge_cover)
+    if merge:
+        meas["mergers"] = mergers
     out = score_site(target_tracks, effector_tracks, meas, n_frames=target_labels.shape[0],
                      shape=target_labels.shape[1:], imaging=imaging, grid=grid, plate=plate,
                      well=well, field=field)

@@ -29,7 +29,7 @@ CONTACT_COLUMNS = ["frame", "target_track_id", "effector_track_id", "contact_px"
 ENCLOSURE_COLUMNS = ["frame", "inner_track_id", "host_track_id", "boundary_fraction",
                      "inside_fraction", "signal_fraction"]
 #: dtypes of a frame's enclosure table (:data:`ENCLOSURE_COLUMNS` without ``frame``)
-_ENCLOSURE_DTYPES = {"inner_track_id": np.int64, "host_track_id": np.int64,
+ENCLOSURE_DTYPES = {"inner_track_id": np.int64, "host_track_id": np.int64,
                      "boundary_fraction": float, "inside_fraction": float,
                      "signal_fraction": float}
 #: a target covering at least this share of the signal ring is the host
@@ -173,8 +173,8 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
 
 
 def _enclosure_frame(rows: list[tuple]) -> pd.DataFrame:
-    """One frame's enclosure rows as a table of :data:`_ENCLOSURE_DTYPES` (also when empty)."""
-    return pd.DataFrame(rows, columns=list(_ENCLOSURE_DTYPES)).astype(_ENCLOSURE_DTYPES)
+    """One frame's enclosure rows as a table of :data:`ENCLOSURE_DTYPES` (also when empty)."""
+    return pd.DataFrame(rows, columns=list(ENCLOSURE_DTYPES)).astype(ENCLOSURE_DTYPES)
 
 
 def _split_host_enclosures(lab: np.ndarray, slices: list, area: np.ndarray,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from livescreen.events.measure import ENCLOSURE_COLUMNS
+from livescreen.events.measure import ENCLOSURE_COLUMNS, ENCLOSURE_DTYPES
 from livescreen.events.params import ScoringGrid
 from livescreen.events.schemas import (
     EffectorsTable,
@@ -381,8 +381,7 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
         rows += [(int(r.frame), inner, host, np.nan, float(r.cover), np.nan)
                  for r in grp.itertuples(index=False)]
     return pd.DataFrame(rows, columns=ENCLOSURE_COLUMNS).astype(
-        {"frame": np.int64, "inner_track_id": np.int64, "host_track_id": np.int64,
-         "boundary_fraction": float, "inside_fraction": float, "signal_fraction": float})
+        {"frame": np.int64, **ENCLOSURE_DTYPES})
 
 
 def _intensity_column(tracks: pd.DataFrame, role: str) -> str | None:
