@@ -22,6 +22,7 @@ from livescreen.events.measure import (
     frame_signal_enclosures,
     repair_enclosure_swaps,
     targets_under_effectors,
+    track_births,
     track_mergers,
 )
 from livescreen.events.validate import match_events, summarize, validate_gt_labels
@@ -174,9 +175,9 @@ def test_enclosure_run_spans_frames_seen_through_different_hosts():
     assert 9 not in on.index                     # 2 frames are not sustained
 
 
-def _merger_scene(contact_frames=range(0, 3), into=2):
+def _merger_scene(contact_frames=range(0, 3), into=2, n_t=8):
     """Host (1) and attacked cell (2) become one object, carrying the id ``into``."""
-    shape, n_t = (80, 80), 8
+    shape = (80, 80)
     tl = np.zeros((n_t, *shape), np.uint32)
     el = np.zeros_like(tl)
     for t in range(n_t):
@@ -270,6 +271,82 @@ def test_never_contacted_target_inside_an_inner_cell_is_a_host_remnant():
     far = drop_host_remnants(states.assign(internalization_frame=[30, 10, -1, 5]),
                              episodes, window=8)
     assert far.at[1, "host_track_id"] == 2               # onsets too far apart: kept
+
+
+def _reappearing_inner_scene():
+    """Attacked cell 2 merges into host 1 (frames 4-7), then shows again as new track 3."""
+    tl, el = _merger_scene(into=1, n_t=13)
+    shape = tl.shape[1:]
+    for t in range(8, 13):    # apart again: host ring, dark rim, inner cell (new id)
+        tl[t][disc(shape, 40, 40, 8)] = 0
+        tl[t][disc(shape, 40, 40, 7)] = 3
+    return tl, el
+
+
+def test_track_births_name_the_object_a_track_came_out_of():
+    tl, _ = _reappearing_inner_scene()
+    tl = tl.copy()
+    tl[10:][:, 2:8, 2:8] = 4                 # a cell entering at the corner
+    b = track_births(tl, tracks_from_labels(tl, None, "target")).set_index("track_id")
+    assert sorted(b.index) == [3, 4]
+    assert (b.at[3, "frame"], b.at[3, "born_in_track_id"], b.at[3, "cover"]) == (8, 1, 1.0)
+    assert (b.at[4, "frame"], b.at[4, "born_in_track_id"], b.at[4, "cover"]) == (10, 0, 0.0)
+
+
+def test_inner_cell_seen_again_under_a_new_id_is_not_a_second_cell_in_cell():
+    tl, el = _reappearing_inner_scene()
+    out = score_labels(tl, el, None, tracks_from_labels(tl, None, "target"),
+                       tracks_from_labels(el, None, "effector"), imaging=IMAGING,
+                       params=event_params(), **SITE)
+    FatesTable.validate(out["fates"])
+    fates = out["fates"].set_index("target_track_id")
+    assert fates.at[2, "outcome"] == "cell_in_cell"
+    assert (fates.at[2, "host_track_id"], fates.at[2, "internalization_frame"]) == (1, 4)
+    assert fates.at[3, "outcome"] == "inner_piece" and fates.at[3, "host_track_id"] == 0
+    assert out["states"].at[3, "piece_of"] == 2
+    assert (fates["outcome"] == "cell_in_cell").sum() == 1
+
+
+def test_enclosed_track_born_elsewhere_or_before_the_inner_cell_is_kept():
+    from livescreen.events.score import drop_inner_pieces
+
+    # 2 (attacked) enclosed by 1 at frame 4, its track ended at 7; 3 born in 1 at 8,
+    # enclosed at 8: a piece of 2.
+    # 4 born in the background; 6 born in 5, which hosts 7 only from frame 20.
+    states = pd.DataFrame({"target_track_id": [1, 2, 3, 4, 5, 6, 7],
+                           "host_track_id": [0, 1, 1, 1, 0, 5, 5],
+                           "internalization_frame": [-1, 4, 8, 9, -1, 10, 20],
+                           "last_frame": [12, 7, 12, 12, 12, 12, 25]}
+                          ).set_index("target_track_id")
+    episodes = pd.DataFrame({"target_track_id": [2], "effector_track_id": [9],
+                             "start_frame": [0], "end_frame": [2]})
+    births = pd.DataFrame({"track_id": [3, 4, 6], "frame": [8, 9, 10],
+                           "born_in_track_id": [1, 0, 5], "cover": [0.9, 0.0, 1.0]})
+    out = drop_inner_pieces(states, episodes, births)
+    assert out["internalization_frame"].tolist() == [-1, 4, -1, 9, -1, 10, 20]
+    assert out["piece_of"].tolist() == [0, 0, 2, 0, 0, 0, 0]
+    assert "piece_of" not in states.columns               # input not modified
+    low = drop_inner_pieces(states, episodes, births.assign(cover=0.4))
+    assert low is states                                   # mostly outside: kept
+    # 2 still followed when 3 appears in its host: another cell moving in, kept
+    followed = states.assign(last_frame=[12, 12, 12, 12, 12, 12, 25])
+    assert drop_inner_pieces(followed, episodes, births) is followed
+
+
+def test_division_needs_two_daughters_smaller_than_the_mother():
+    from livescreen.events.score import dividing_tracks
+
+    rows = [(1, 0, 400, 0), (2, 1, 200, 1), (2, 2, 260, 1), (3, 1, 220, 1), (3, 2, 230, 1),
+            # a mitosis (above); below, links that are not
+            (4, 0, 300, 0), (5, 1, 290, 4), (5, 2, 280, 4), (6, 1, 100, 4), (6, 2, 90, 4),
+            (7, 0, 300, 0), (8, 1, 150, 7), (8, 2, 150, 7),   # (5: as big as its mother)
+            # 8: a single "daughter"
+            (9, 0, 300, 0), (10, 1, 150, 9), (10, 2, 150, 9), (11, 1, 140, 9),  # 11 seen once
+            (12, 2, 300, 0), (13, 3, 150, 12), (14, 3, 140, 12)]  # born in the last frame
+    tracks = pd.DataFrame(rows, columns=["track_id", "frame", "area_px", "parent_track_id"])
+    assert dividing_tracks(tracks, n_frames=4) == {1, 12}
+    assert dividing_tracks(tracks, n_frames=10) == {1}
+    assert dividing_tracks(tracks[tracks["parent_track_id"] == 0]) == set()
 
 
 def test_signal_enclosure_is_used_only_with_a_movie_and_when_configured():

@@ -28,6 +28,7 @@ from livescreen.events.measure import (
     repair_enclosure_swaps,
     stitch_engulfments,
     targets_under_effectors,
+    track_births,
     track_mergers,
 )
 from livescreen.events.params import EventParams, event_params, to_pixels_frames
@@ -116,6 +117,7 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
             mergers = track_mergers(target_labels, target_tracks, grid.cic_merge_cover)
     if merge:
         meas["mergers"] = mergers
+    meas["births"] = track_births(target_labels, target_tracks)
     out = score_site(target_tracks, effector_tracks, meas, n_frames=target_labels.shape[0],
                      shape=target_labels.shape[1:], imaging=imaging, grid=grid, plate=plate,
                      well=well, field=field)

@@ -37,6 +37,7 @@ ENCLOSURE_DTYPES = {"inner_track_id": np.int64, "host_track_id": np.int64,
 SIGNAL_HOST_MIN_SHARE = 0.25
 BACKGROUND_COLUMNS = ["frame", "channel", "background", "noise"]
 MERGER_COLUMNS = ["frame", "ended_track_id", "into_track_id", "last_frame", "cover"]
+BIRTH_COLUMNS = ["track_id", "frame", "born_in_track_id", "cover"]
 SIGNAL_COLUMNS = ["frame", "effector_track_id", "target_signal", "n_px"]
 
 
@@ -447,6 +448,17 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
                                     ["frame", "effector_track_id", "n_px"])}
 
 
+def _masks_in_frame(frame: np.ndarray, ids):
+    """``(id, bounding box, mask within it)`` of each of ``ids`` present in one label frame."""
+    slices = ndi.find_objects(frame)
+    for x in ids:
+        x = int(x)
+        if x > len(slices) or slices[x - 1] is None:
+            continue
+        box = slices[x - 1]
+        yield x, box, frame[box] == x
+
+
 def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
                   ) -> pd.DataFrame:
     """Tracks whose cell went on inside another track's mask: two objects became one.
@@ -483,12 +495,7 @@ def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
         ended = span[span["max"] < n_t - 1]
         for last, grp in ended.groupby("max"):
             last = int(last)
-            slices = ndi.find_objects(labels[last])
-            for x in grp.index.astype(int):
-                if x > len(slices) or slices[x - 1] is None:
-                    continue
-                box = slices[x - 1]
-                mask = labels[last][box] == x
+            for x, box, mask in _masks_in_frame(labels[last], grp.index.astype(int)):
                 under = labels[last + 1][box][mask]
                 ids, cnt = np.unique(under[under > 0], return_counts=True)
                 if not ids.size:
@@ -504,6 +511,44 @@ def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
                     rows.append((f, x, y, last, cover))
     out = pd.DataFrame(rows, columns=MERGER_COLUMNS)
     return out.astype({c: np.int64 for c in MERGER_COLUMNS[:4]} | {"cover": float})
+
+
+def track_births(labels: np.ndarray, tracks: pd.DataFrame) -> pd.DataFrame:
+    """Where each track that starts after the first frame was born.
+
+    For a track starting at frame ``f > 0``, the target covering most of its
+    first mask in frame ``f - 1`` (``born_in_track_id``, 0 = background) and
+    the share it covers. A track born inside another object's previous mask
+    appeared out of it: a cell that was part of that object (an inner cell
+    segmented together with its host ring and separated again), not a cell
+    that moved in.
+
+    Parameters
+    ----------
+    labels : (T, Y, X) int array
+        Target track-id labels. Not modified.
+    tracks : pandas.DataFrame
+        Target tracks table (``track_id``, ``frame``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`BIRTH_COLUMNS`, one row per track starting after frame 0.
+    """
+    labels = np.asarray(labels)
+    rows = []
+    if len(tracks):
+        first = tracks.groupby("track_id")["frame"].min()
+        first = first[first > 0]
+        for f, grp in first.groupby(first):
+            f = int(f)
+            for x, box, mask in _masks_in_frame(labels[f], grp.index.astype(int)):
+                ids, cnt = np.unique(labels[f - 1][box][mask], return_counts=True)
+                k = int(np.argmax(np.where(ids > 0, cnt, -1)))
+                host = int(ids[k]) if ids[k] > 0 else 0
+                rows.append((x, f, host, float(cnt[k]) / np.count_nonzero(mask) if host else 0.0))
+    out = pd.DataFrame(rows, columns=BIRTH_COLUMNS)
+    return out.astype({c: np.int64 for c in BIRTH_COLUMNS[:3]} | {"cover": float})
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -321,6 +321,76 @@ def drop_host_remnants(states: pd.DataFrame, episodes: pd.DataFrame, window: int
     return out
 
 
+#: A track born with at least this share of its first mask inside another
+#: object's previous mask came out of that object (:func:`drop_inner_pieces`).
+BORN_INSIDE_MIN_COVER = 0.5
+
+
+def drop_inner_pieces(states: pd.DataFrame, episodes: pd.DataFrame, births: pd.DataFrame
+                      ) -> pd.DataFrame:
+    """Undo enclosures of never-contacted tracks that are an inner cell seen again.
+
+    Once an inner cell is enclosed, its segmentation comes and goes: it is
+    segmented together with its host ring for some frames, then apart again
+    under a new track id, or its track breaks as it moves into the host.
+    Such a new track is born inside the host's (or the inner cell's own)
+    previous mask and is enclosed by the same host, so it would count the
+    engulfment a second time, as a spontaneous one. A target that was never
+    in contact, enclosed, and born with >= :data:`BORN_INSIDE_MIN_COVER` of
+    its first mask inside the previous mask of an object that is either an
+    inner cell enclosed no later than it, or the host of such an inner cell
+    whose track ended before it began,
+    is that inner cell again: its enclosure is dropped. Born inside a host,
+    it replaces an inner cell only if that cell's track has ended before it
+    began: while the inner cell is still followed, a new track inside the
+    same host is another cell moving in (one whose track broke as it
+    jumped). See docs/events.md for the counts on the demo sites.
+
+    Parameters
+    ----------
+    states : pandas.DataFrame
+        :func:`target_states`. Not modified.
+    episodes : pandas.DataFrame
+        :func:`contact_episodes`.
+    births : pandas.DataFrame
+        :func:`livescreen.events.measure.track_births`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``states``, or a copy with those targets' ``host_track_id`` 0,
+        ``internalization_frame`` -1 and ``piece_of`` the inner cell's track
+        (their fate is ``inner_piece``, :func:`fates_table`).
+    """
+    contacted = set(episodes["target_track_id"].astype(int))
+    enclosed = states[states["internalization_frame"] >= 0]
+    born = births[births["cover"] >= BORN_INSIDE_MIN_COVER].set_index("track_id")
+    drop = []
+    for tid, st in enclosed.iterrows():
+        tid = int(tid)
+        if tid in contacted or tid not in born.index:
+            continue
+        x = int(born.at[tid, "born_in_track_id"])
+        onset = int(st["internalization_frame"])
+        earlier = enclosed[(enclosed.index != tid)
+                           & (enclosed["internalization_frame"] <= onset)]
+        inner = earlier[(earlier.index == x) | ((earlier["host_track_id"] == x)
+                                                 & (earlier["last_frame"] < born.at[tid, "frame"]))]
+        if len(inner):
+            drop.append((tid, int(inner["internalization_frame"].idxmin())))
+    if not drop:
+        return states
+    log.info("targets %s were never contacted and were born inside an enclosed cell or its "
+             "host: that inner cell (%s) seen again, not a second cell-in-cell",
+             [t for t, _ in drop], [i for _, i in drop])
+    out = states.copy()
+    if "piece_of" not in out.columns:
+        out["piece_of"] = np.int64(0)
+    for tid, inner in drop:
+        out.loc[tid, ["host_track_id", "internalization_frame", "piece_of"]] = [0, NO_FRAME, inner]
+    return out
+
+
 def _contact_before(episodes: pd.DataFrame, target: int, frame: int, window: int) -> bool:
     """Whether a contact of ``target`` ended before ``frame``, at most ``window`` frames."""
     e = episodes[episodes["target_track_id"] == target]
@@ -389,6 +459,62 @@ def _intensity_column(tracks: pd.DataFrame, role: str) -> str | None:
     return col if col in tracks.columns else None
 
 
+#: A daughter's first area is at most this share of its mother's last area
+#: (:func:`dividing_tracks`).
+DAUGHTER_MAX_AREA_SHARE = 0.8
+
+
+def dividing_tracks(targets: pd.DataFrame, n_frames: int | None = None) -> set[int]:
+    """Tracks that ended by a division: two or more daughters, each smaller than the mother.
+
+    The tracker links a track's end to new tracks starting next to it as a
+    division. During an engulfment the inner cell's jump into its host, or a
+    host ring getting a new id, can be linked that way, and the "daughter"
+    is then the host or the whole inner cell. A real division gives two
+    daughters of about half the mother's area each that go on: it counts
+    only with at least two daughters, each with a first area at most
+    :data:`DAUGHTER_MAX_AREA_SHARE` of the mother's last area and seen in
+    two frames or more (or first seen in the movie's last frame). On the 15
+    demo sites' own masks, true divisions' largest daughter had 0.52-0.74
+    of the mother's area and every daughter was seen in >= 4 frames; links
+    that were not divisions had 0.75-1.03, one daughter, or a daughter seen
+    once (docs/events.md).
+
+    Parameters
+    ----------
+    targets : pandas.DataFrame
+        Target tracks table (``track_id, frame, area_px, parent_track_id``).
+        Not modified.
+    n_frames : int, optional
+        Frames in the movie (a daughter born in the last one is not judged
+        by its length); default: the last frame in ``targets``.
+
+    Returns
+    -------
+    set of int
+        Track ids of mothers.
+    """
+    kids = targets[(targets["parent_track_id"] > 0)
+                   & (targets["parent_track_id"] != targets["track_id"])]
+    if kids.empty:
+        return set()
+    last_frame = int(targets["frame"].max()) if n_frames is None else n_frames - 1
+    g = kids.sort_values("frame").groupby("track_id")
+    first = g.first()
+    first["n_seen"] = g["frame"].nunique()
+    last_area = targets.sort_values("frame").groupby("track_id")["area_px"].last()
+    out = set()
+    for mother, grp in first.groupby("parent_track_id"):
+        mother = int(mother)
+        if len(grp) < 2 or mother not in last_area.index:
+            continue
+        small = grp["area_px"] <= DAUGHTER_MAX_AREA_SHARE * last_area.at[mother]
+        lasting = (grp["n_seen"] >= 2) | (grp["frame"] >= last_frame)
+        if (small & lasting).all():
+            out.add(mother)
+    return out
+
+
 def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: pd.DataFrame,
                   channels: Mapping[str, int | None], n_frames: int, shape: tuple[int, int],
                   grid: ScoringGrid) -> pd.DataFrame:
@@ -426,7 +552,7 @@ def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: p
                     "available: death from morphology and track termination", death_ch)
     bg = _background_lookup(background, death_ch, n_frames, "background")
     noise = _background_lookup(background, death_ch, n_frames, "noise")
-    parents = set(targets.loc[targets["parent_track_id"] > 0, "parent_track_id"].tolist())
+    parents = dividing_tracks(targets, n_frames)
     encl = enclosure_onset(enclosures, grid.cic_min_frames, 1).set_index("inner_track_id")
     h, w = shape
     rows = []
@@ -724,6 +850,8 @@ def fates_table(states: pd.DataFrame, encounters: pd.DataFrame, n_frames: int,
                 host, internal = 0, NO_FRAME
         elif host > 0:
             outcome = "cell_in_cell"
+        elif int(st.get("piece_of", 0)) > 0:
+            outcome = "inner_piece"
         elif dead:
             outcome = "dead_at_start" if dead_at_first_sight(st) else "died"
         else:
@@ -845,6 +973,9 @@ def score_site(target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame,
             states = target_states(target_tracks, measurements["background"], encl,
                                    channels, n_frames, shape, grid)
     states = drop_host_remnants(states, episodes, grid.cic_window)
+    births = measurements.get("births")
+    if births is not None and len(births):
+        states = drop_inner_pieces(states, episodes, births)
     nib = nibbling_measures(episodes, target_tracks, effector_tracks, contacts,
                             measurements["background"], channels, n_frames, grid,
                             signals=measurements.get("effector_signal"))

@@ -12,7 +12,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 FATE_OUTCOMES = ["killed", "cell_in_cell", "evaded", "nibbled", "uncontacted", "censored", "died",
-                 "dead_at_start"]
+                 "dead_at_start", "inner_piece"]
 ENCOUNTER_OUTCOMES = ["kill", "cell_in_cell", "evasion", "trogocytosis_only", "censored"]
 ROLES = ["sample", "negative_control", "positive_control"]
 
