@@ -253,6 +253,31 @@ def test_merger_counts_at_the_edge_but_not_for_dead_or_dividing_cells(death_fram
     assert merger_pairs(mergers, min_frames=4).empty
 
 
+def test_merger_not_counted_when_a_free_cell_comes_out_of_the_merged_object():
+    from livescreen.events.score import merger_enclosures
+
+    grid = to_pixels_frames(event_params(), 1.0, 4.0)
+    # track 1 ended at 3 inside 2's mask (frames 4-6); 2 was attacked until frame 2
+    mergers = pd.DataFrame({"frame": [4, 5, 6], "ended_track_id": 1, "into_track_id": 2,
+                            "last_frame": 3, "cover": 0.6})
+    states = pd.DataFrame({"target_track_id": [1, 2], "first_frame": 0, "last_frame": [3, 9],
+                           "near_border_end": False, "divided": False,
+                           "death_frame": -1}).set_index("target_track_id")
+    episodes = pd.DataFrame({"target_track_id": [2], "effector_track_id": [5],
+                             "start_frame": [0], "end_frame": [2]})
+    # track 7 is born out of the merged object right after: the two came apart
+    births = pd.DataFrame({"track_id": [7], "frame": [7], "born_in_track_id": [2],
+                           "cover": [0.8]})
+    assert merger_enclosures(mergers, states, episodes, grid, births=births,
+                             enclosed=set()).empty
+    # ... unless 7 is enclosed (the inner cell seen again inside its host), or is
+    # born later, or elsewhere
+    for b, enclosed in [(births, {7}), (births.assign(frame=10), set()),
+                        (births.assign(born_in_track_id=4), set())]:
+        rows = merger_enclosures(mergers, states, episodes, grid, births=b, enclosed=enclosed)
+        assert len(rows) == 3 and set(rows["inner_track_id"]) == {2}
+
+
 def test_never_contacted_target_inside_an_inner_cell_is_a_host_remnant():
     from livescreen.events.score import drop_host_remnants
 

@@ -397,8 +397,19 @@ def _contact_before(episodes: pd.DataFrame, target: int, frame: int, window: int
     return bool(((e["end_frame"] < frame) & (e["end_frame"] >= frame - window)).any())
 
 
+def _split_again(births: pd.DataFrame | None, into: int, end: int,
+                 enclosed: set[int]) -> list[int]:
+    """Tracks born out of ``into`` in the 2 frames after a merger's ``end``, never enclosed."""
+    if births is None or births.empty:
+        return []
+    b = births[(births["born_in_track_id"] == into) & (births["frame"] > end)
+               & (births["frame"] <= end + 2) & (births["cover"] >= BORN_INSIDE_MIN_COVER)]
+    return [int(z) for z in b["track_id"] if int(z) not in enclosed]
+
+
 def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.DataFrame,
-                      grid: ScoringGrid) -> pd.DataFrame:
+                      grid: ScoringGrid, births: pd.DataFrame | None = None,
+                      enclosed: set[int] | None = None) -> pd.DataFrame:
     """Enclosures read from mergers: an inner cell and its host segmented as one object.
 
     A merger (:func:`livescreen.events.measure.track_mergers`) counts when
@@ -413,7 +424,13 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
     during a contact is often the effector pushing two cells together), and
     mergers of two cells neither of which was in contact are not counted
     (more often two touching cells segmented as one than a spontaneous
-    engulfment).
+    engulfment). With ``births``: when, within 2 frames after the merger
+    ends, a track is born out of the merged object
+    (:func:`livescreen.events.measure.track_births`, cover >=
+    :data:`BORN_INSIDE_MIN_COVER`) and is never enclosed (not in
+    ``enclosed``), the two cells came apart again, free: they were only
+    segmented together, and the merger is not counted. An inner cell seen
+    again inside its host is enclosed there.
 
     Parameters
     ----------
@@ -424,6 +441,10 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
     episodes : pandas.DataFrame
         :func:`contact_episodes`.
     grid : ScoringGrid
+    births : pandas.DataFrame, optional
+        :func:`livescreen.events.measure.track_births`.
+    enclosed : set of int, optional
+        Tracks enclosed in any frame (the measured enclosures' inner tracks).
 
     Returns
     -------
@@ -445,6 +466,11 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
                        else (x, y) if _contact_before(episodes, x, last + 1, grid.cic_window)
                        else (0, 0))
         if inner == 0:
+            continue
+        apart = _split_again(births, y, int(grp["frame"].max()), enclosed or set())
+        if apart:
+            log.info("merger of tracks %d and %d not counted: track(s) %s came out of the "
+                     "merged object free after it", x, y, apart)
             continue
         log.info("merger: track %d ended inside track %d's mask at frame %d: %d enclosed by "
                  "%d (the contacted cell is the inner one)", x, y, last + 1, inner, host)
@@ -966,7 +992,9 @@ def score_site(target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame,
                            measurements["enclosures"], channels, n_frames, shape, grid)
     mergers = measurements.get("mergers")
     if mergers is not None and len(mergers):
-        extra = merger_enclosures(mergers, states, episodes, grid)
+        extra = merger_enclosures(
+            mergers, states, episodes, grid, births=measurements.get("births"),
+            enclosed=set(measurements["enclosures"]["inner_track_id"].astype(int)))
         if len(extra):
             encl = measurements["enclosures"]
             encl = pd.concat([encl, extra], ignore_index=True) if len(encl) else extra
