@@ -339,12 +339,10 @@ def drop_inner_pieces(states: pd.DataFrame, episodes: pd.DataFrame, births: pd.D
     in contact, enclosed, and born with >= :data:`BORN_INSIDE_MIN_COVER` of
     its first mask inside the previous mask of an object that is either an
     inner cell enclosed no later than it, or the host of such an inner cell
-    whose track ended before it began,
-    is that inner cell again: its enclosure is dropped. Born inside a host,
-    it replaces an inner cell only if that cell's track has ended before it
-    began: while the inner cell is still followed, a new track inside the
-    same host is another cell moving in (one whose track broke as it
-    jumped). See docs/events.md for the counts on the demo sites.
+    whose track ended before it began (while the inner cell is still
+    followed, a new track inside its host is another cell moving in), is
+    that inner cell again: its enclosure is dropped. See docs/events.md for
+    the counts on the demo sites.
 
     Parameters
     ----------
@@ -991,9 +989,10 @@ def score_site(target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame,
     states = target_states(target_tracks, measurements["background"],
                            measurements["enclosures"], channels, n_frames, shape, grid)
     mergers = measurements.get("mergers")
+    births = measurements.get("births")
     if mergers is not None and len(mergers):
         extra = merger_enclosures(
-            mergers, states, episodes, grid, births=measurements.get("births"),
+            mergers, states, episodes, grid, births=births,
             enclosed=set(measurements["enclosures"]["inner_track_id"].astype(int)))
         if len(extra):
             encl = measurements["enclosures"]
@@ -1001,7 +1000,6 @@ def score_site(target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame,
             states = target_states(target_tracks, measurements["background"], encl,
                                    channels, n_frames, shape, grid)
     states = drop_host_remnants(states, episodes, grid.cic_window)
-    births = measurements.get("births")
     if births is not None and len(births):
         states = drop_inner_pieces(states, episodes, births)
     nib = nibbling_measures(episodes, target_tracks, effector_tracks, contacts,
