@@ -522,6 +522,68 @@ def test_track_first_seen_dead_is_not_a_death_in_the_movie():
     assert fates.at[7, "outcome"] == "dead_at_start" and fates.at[7, "death_frame"] == 8
 
 
+def _switch_scene(second_x):
+    """A target touched over frames 2-7: by effector 4 up to frame 4, then by 7 at ``second_x``."""
+    shape, n_t = (50, 50), 12
+    tl = np.zeros((n_t, *shape), np.uint32)
+    el = np.zeros_like(tl)
+    movie = np.full((n_t, 2, *shape), 100, np.uint16)
+    for t in range(n_t):
+        tl[t][disc(shape, 25, 20, 8)] = 3
+        movie[t, 0][disc(shape, 25, 20, 8)] += 300
+        if t <= 4:
+            ex = 33 if t >= 2 else 45 - t
+            el[t][disc(shape, 25, ex, 4)] = 4
+        else:
+            ex = second_x if t <= 7 else second_x + (t - 7) * 3 * np.sign(second_x - 20)
+            el[t][disc(shape, 25, int(np.clip(ex, 4, 45)), 4)] = 7
+        movie[t, 1][el[t] > 0] += 300
+    return tl, el, movie
+
+
+@pytest.mark.parametrize("second_x, n_encounters", [(33, 1), (7, 2)])
+def test_contact_continued_under_a_new_effector_id_is_one_encounter(second_x, n_encounters):
+    """The tracker switched the bound effector's id: one encounter; another cell: two."""
+    tl, el, movie = _switch_scene(second_x)
+    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
+    out = score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
+                       tracks_from_labels(el, movie, "effector"), imaging=imaging,
+                       params=event_params(), **SITE)
+    enc = out["encounters"]
+    assert len(enc) == n_encounters
+    if n_encounters == 1:
+        assert (enc["start_frame"].iloc[0], enc["end_frame"].iloc[0]) == (2, 7)
+        assert enc["effector_track_id"].iloc[0] == 4     # 3 contact frames as 4, 3 as 7
+    else:
+        assert enc[["effector_track_id", "start_frame", "end_frame"]].values.tolist() == [
+            [4, 2, 4], [7, 5, 7]]
+
+
+def test_effector_switch_needs_no_overlap_a_short_gap_and_the_same_place():
+    from livescreen.events.score import contact_episodes
+
+    def episodes(rows, xy, max_shift=3.0):
+        c = pd.DataFrame(rows, columns=["frame", "target_track_id", "effector_track_id",
+                                        "contact_px"])
+        return contact_episodes(c, 2, 2, 30, xy, max_shift)[
+            ["effector_track_id", "start_frame", "end_frame", "n_contact_frames"]
+        ].values.tolist()
+
+    xy = {(1, f): (10.0, 10.0) for f in range(20)} | {(2, f): (10.0, 12.0) for f in range(20)}
+    a = [(f, 5, 1, 10) for f in range(0, 4)]
+    assert episodes(a + [(f, 5, 2, 10) for f in range(6, 12)], xy) == [[2, 0, 11, 10]]
+    # 3 missed frames (> max_break 2): two encounters
+    assert len(episodes(a + [(f, 5, 2, 10) for f in range(7, 12)], xy)) == 2
+    # 2 px apart but max_shift 1.5 px: two; no positions given: two
+    assert len(episodes(a + [(f, 5, 2, 10) for f in range(6, 12)], xy, 1.5)) == 2
+    assert len(episodes(a + [(f, 5, 2, 10) for f in range(6, 12)], None)) == 2
+    # effector 2 already touched the target while 1 did: two cells, two encounters
+    assert len(episodes(a + [(f, 5, 2, 10) for f in [2, 3, 6, 7, 8]], xy)) == 2
+    # another target's contacts are left alone
+    other = [(f, 6, 2, 10) for f in range(6, 12)]
+    assert episodes(a + other, xy) == [[1, 0, 3, 4], [2, 6, 11, 6]]
+
+
 def test_track_gap_bridged_and_empty_site():
     tl, el, movie = _kill_scene()
     el = el.copy()

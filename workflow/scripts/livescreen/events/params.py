@@ -26,6 +26,7 @@ class ContactParams(_Section):
     gap_um: float = Field(1.0, ge=0)
     min_duration_min: float = Field(8.0, ge=0)
     max_break_min: float = Field(8.0, ge=0)
+    same_effector_um: float | None = Field(3.0, ge=0)
     target_under_effector_max: float = Field(0.8, gt=0, le=1)
 
 
@@ -143,6 +144,7 @@ class ScoringGrid:
     contact_gap_px: float
     contact_min_frames: int
     contact_max_break: int
+    contact_same_effector_px: float | None
     reporter_min_snr: float
     reporter_min_frames: int
     plateau_fraction: float
@@ -204,6 +206,7 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         contact_gap_px=c.gap_um / px,
         contact_min_frames=max(1, frames_for(c.min_duration_min, dt)),
         contact_max_break=frames_for(c.max_break_min, dt),
+        contact_same_effector_px=None if c.same_effector_um is None else c.same_effector_um / px,
         reporter_min_snr=d.reporter_min_snr,
         reporter_min_frames=max(1, frames_for(d.reporter_min_duration_min, dt)),
         plateau_fraction=d.plateau_fraction,

@@ -42,8 +42,90 @@ def _runs(frames: np.ndarray, max_break: int) -> list[tuple[int, int]]:
     return [(int(s), int(e)) for s, e in zip(starts, ends, strict=False)]
 
 
+def _pair_runs(contacts: pd.DataFrame, max_break: int) -> list[dict]:
+    """Contact runs of every (target, effector) pair, breaks of <= ``max_break`` bridged."""
+    runs = []
+    for (tid, eid), grp in contacts.groupby(["target_track_id", "effector_track_id"], sort=True):
+        grp = grp.sort_values("frame")
+        frames = grp["frame"].to_numpy(np.int64)
+        px = grp["contact_px"].to_numpy(float)
+        for s, e in _runs(frames, max_break):
+            sel = (frames >= s) & (frames <= e)
+            runs.append({"target": int(tid), "effector": int(eid), "start": s, "end": e,
+                         "px": px[sel], "last_effector": int(eid), "first_effector": int(eid)})
+    return runs
+
+
+def _touching(runs: list[dict], effector: int, lo: int, hi: int) -> bool:
+    """Whether ``effector`` has a run among ``runs`` overlapping frames ``lo..hi``."""
+    return any(r["effector"] == effector and r["start"] <= hi and r["end"] >= lo for r in runs)
+
+
+def join_effector_switches(runs: list[dict], effector_xy: Mapping[tuple[int, int], np.ndarray],
+                           max_break: int, max_shift_px: float) -> list[dict]:
+    """Join a target's contact runs where the tracker switched the effector's id.
+
+    An effector bound to a target hardly moves. When one effector track's
+    contact with a target ends and, within ``max_break`` missed frames,
+    another effector track's contact with the same target starts where the
+    first effector was (centroids <= ``max_shift_px`` apart), neither track
+    touching the target during the other's run, it is the same cell under a
+    new id: the runs become one. It keeps the id of the run with more
+    contact frames (the first on a tie: the cell that made the synapse).
+
+    Parameters
+    ----------
+    runs : list of dict
+        Runs of one or more targets (``target, effector, start, end, px``,
+        ``first_effector``, ``last_effector``). Not modified.
+    effector_xy : mapping
+        ``(effector track id, frame) -> (y, x)`` centroid in pixels.
+    max_break : int
+        Most missed frames between the two runs.
+    max_shift_px : float
+        Largest centroid distance between the first effector at its run's
+        last frame and the second at its run's first frame.
+
+    Returns
+    -------
+    list of dict
+        Runs, joined ones replaced by their union.
+    """
+    by_target: dict[int, list[dict]] = {}
+    for r in runs:
+        by_target.setdefault(r["target"], []).append(r)
+    out = []
+    for tid in sorted(by_target):
+        mine = sorted(by_target[tid], key=lambda r: (r["start"], r["effector"]))
+        joined: list[dict] = []
+        for q in mine:
+            match = None
+            for r in joined:
+                gap = q["start"] - r["end"] - 1
+                if r["effector"] == q["effector"] or not 0 <= gap <= max_break:
+                    continue
+                a = effector_xy.get((r["last_effector"], r["end"]))
+                b = effector_xy.get((q["first_effector"], q["start"]))
+                if a is None or b is None or float(np.hypot(*(np.asarray(a) - b))) > max_shift_px:
+                    continue
+                if _touching(mine, q["first_effector"], r["start"], r["end"]) \
+                        or _touching(mine, r["last_effector"], q["start"], q["end"]):
+                    continue
+                match = r
+                break
+            if match is None:
+                joined.append(dict(q))
+                continue
+            keep = match["effector"] if match["px"].size >= q["px"].size else q["effector"]
+            match.update(effector=keep, end=q["end"], last_effector=q["last_effector"],
+                         px=np.concatenate([match["px"], q["px"]]))
+        out.extend(joined)
+    return out
+
+
 def contact_episodes(contacts: pd.DataFrame, min_frames: int, max_break: int,
-                     last_frame: int) -> pd.DataFrame:
+                     last_frame: int, effector_xy: Mapping | None = None,
+                     max_shift_px: float | None = None) -> pd.DataFrame:
     """Group per-frame contacts into episodes per (target, effector) pair.
 
     Parameters
@@ -57,6 +139,11 @@ def contact_episodes(contacts: pd.DataFrame, min_frames: int, max_break: int,
         Frames without contact that are bridged.
     last_frame : int
         Last frame of the movie.
+    effector_xy : mapping, optional
+        ``(effector track id, frame) -> (y, x)``; with ``max_shift_px``, runs
+        where the tracker switched the effector's id are joined first
+        (:func:`join_effector_switches`).
+    max_shift_px : float, optional
 
     Returns
     -------
@@ -65,16 +152,16 @@ def contact_episodes(contacts: pd.DataFrame, min_frames: int, max_break: int,
         n_contact_frames, contact_px`` (mean over the contact frames), sorted by
         start, target, effector.
     """
-    rows = []
-    for (tid, eid), grp in contacts.groupby(["target_track_id", "effector_track_id"], sort=True):
-        grp = grp.sort_values("frame")
-        frames = grp["frame"].to_numpy(np.int64)
-        px = grp["contact_px"].to_numpy(float)
-        for s, e in _runs(frames, max_break):
-            if e - s + 1 < min_frames and e < last_frame:
-                continue
-            sel = (frames >= s) & (frames <= e)
-            rows.append((int(tid), int(eid), s, e, int(sel.sum()), float(px[sel].mean())))
+    runs = _pair_runs(contacts, max_break)
+    if effector_xy is not None and max_shift_px is not None:
+        n = len(runs)
+        runs = join_effector_switches(runs, effector_xy, max_break, max_shift_px)
+        if len(runs) < n:
+            log.info("%d contact(s) continued under a new effector track id: joined",
+                     n - len(runs))
+    rows = [(r["target"], r["effector"], r["start"], r["end"], int(r["px"].size),
+             float(r["px"].mean())) for r in runs
+            if r["end"] - r["start"] + 1 >= min_frames or r["end"] >= last_frame]
     cols = ["target_track_id", "effector_track_id", "start_frame", "end_frame",
             "n_contact_frames", "contact_px"]
     if not rows:
@@ -83,6 +170,15 @@ def contact_episodes(contacts: pd.DataFrame, min_frames: int, max_break: int,
     out = pd.DataFrame(rows, columns=cols)
     return out.sort_values(["start_frame", "target_track_id", "effector_track_id"],
                            kind="stable").reset_index(drop=True)
+
+
+def effector_positions(effectors: pd.DataFrame) -> dict[tuple[int, int], np.ndarray]:
+    """``(track id, frame) -> (y, x)`` centroid in pixels from an effector tracks table."""
+    if effectors.empty:
+        return {}
+    keys = zip(effectors["track_id"].astype(int), effectors["frame"].astype(int), strict=True)
+    xy = effectors[["y_px", "x_px"]].to_numpy(float)
+    return dict(zip(keys, xy, strict=True))
 
 
 # ------------------------------------------------------------------ per-track signals
@@ -985,7 +1081,8 @@ def score_site(target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame,
     elif contacts.empty:
         log.info("no effector-target contacts at this site")
     episodes = contact_episodes(contacts, grid.contact_min_frames, grid.contact_max_break,
-                                n_frames - 1)
+                                n_frames - 1, effector_positions(effector_tracks),
+                                grid.contact_same_effector_px)
     states = target_states(target_tracks, measurements["background"],
                            measurements["enclosures"], channels, n_frames, shape, grid)
     mergers = measurements.get("mergers")
