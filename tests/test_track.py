@@ -54,9 +54,9 @@ def dividing_scene():
 def test_targets_linked_and_divisions_found(dividing_scene, tmp_path):
     labels, truth = dividing_scene
     # the scene's daughters are discs as large as their mother (total area x2),
-    # so the daughter-size check is widened beyond its physical default
+    # so the daughter-size checks are widened beyond their physical defaults
     table = run(labels, "target", max_speed_um_per_min=6, max_gap_min=5,
-                division_area_change=1.5)
+                division_area_change=1.5, division_max_daughter_share=None)
     s = link_scores(table, truth)
     assert s["n_divisions_true"] >= 10
     assert s["link_recall"] >= 0.97 and s["link_precision"] >= 0.97, s
@@ -227,7 +227,8 @@ def test_napari_tracks_round_trip(dividing_scene):
     from btrack.utils import napari_to_tracks
 
     labels, _ = dividing_scene
-    table = run(labels, "target", max_speed_um_per_min=6, max_gap_min=5)
+    table = run(labels, "target", max_speed_um_per_min=6, max_gap_min=5,   # daughters as
+                division_area_change=1.5, division_max_daughter_share=None)  # big as mothers
     data, props, graph = to_napari(table)
     check_napari_tracks(data, graph)
     assert data.shape == (len(table), 4)
@@ -292,6 +293,28 @@ def test_check_divisions_keeps_only_mitosis_like_splits(areas, kept):
     assert (new_of[track_of == heir] == 1).all()
     assert heir not in new_par
     assert all(new_par[2 + k] == 0 for k in range(len(areas)) if 2 + k != heir)
+
+
+def test_check_divisions_daughter_share_and_length():
+    """A "daughter" as big as the mother (a cell jumping into a host) or seen in one
+    frame only (a flicker beside a cell) is not a division; a daughter born in the
+    last frame cannot be seen twice and is kept. Neither gets an heir."""
+    from livescreen.track import check_divisions
+
+    feats, track_of, parents = _division_case([170, 330])   # sum 1.25, 330 = 0.83 x 400
+    assert check_divisions(feats, track_of, parents, 0.4, 0.5)[2] == 0
+    new_of, new_par, n = check_divisions(feats, track_of, parents, 0.4, 0.5,
+                                         max_daughter_share=0.8)
+    # no heir (the big "daughter" may be another cell): both start new tracks
+    assert n == 1 and (new_of == track_of).all() and new_par[2] == new_par[3] == 0
+    assert check_divisions(feats, track_of, parents, 0.4, 0.5, max_daughter_share=0.85)[2] == 0
+    flicker = feats[~((feats["track"] == 3) & (feats["frame"] > 3))].reset_index(drop=True)
+    of = flicker["track"].to_numpy(np.int64)
+    assert check_divisions(flicker, of, parents, 0.4, 0.5)[2] == 0
+    assert check_divisions(flicker, of, parents, 0.4, 0.5, min_daughter_frames=2)[2] == 1
+    at_end = flicker[flicker["frame"] <= 3].reset_index(drop=True)   # daughters born last
+    of = at_end["track"].to_numpy(np.int64)
+    assert check_divisions(at_end, of, parents, 0.4, 0.5, min_daughter_frames=2)[2] == 0
 
 
 def test_check_divisions_heir_only_within_the_tracker_gap():

@@ -25,6 +25,7 @@ warning; a movie with fewer frames -> NaN intensities for the missing frames.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import Any
@@ -390,7 +391,8 @@ def repair_overlap_swaps(features: pd.DataFrame, track_of: np.ndarray,
 
 def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[int, int],
                     min_size_ratio: float, area_change: float,
-                    max_gap_frames: int | None = None) -> tuple[np.ndarray, dict, int]:
+                    max_gap_frames: int | None = None, max_daughter_share: float | None = None,
+                    min_daughter_frames: int = 1) -> tuple[np.ndarray, dict, int]:
     """Undo divisions whose daughters do not look like the halves of a mitosis.
 
     A dividing cell splits into two daughters of similar size whose areas add
@@ -400,10 +402,19 @@ def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[
     (cell-in-cell: host ring + inner cell). A division is kept only when it
     has exactly two daughters, the smaller daughter's first area is at least
     ``min_size_ratio`` of the larger's, and their summed first areas lie
-    within ``1 -/+ area_change`` of the mother's last area. Otherwise the
+    within ``1 -/+ area_change`` of the mother's last area; optionally also
+    each daughter's first area is at most ``max_daughter_share`` of the
+    mother's last area (a cell jumping into a host, or a host ring under a
+    new id, is "divided" into a daughter as big as the mother) and each
+    daughter is seen in at least ``min_daughter_frames`` frames, unless the
+    movie ends first (a one-frame flicker beside a cell is not a
+    daughter). When the first three conditions fail, the
     daughter whose first area is closest (in ratio) to the mother's last area
     continues the mother's track (same id, the mother's parent) and the other
-    daughters become new tracks without a parent. Only a daughter that starts
+    daughters become new tracks without a parent; when only the last two
+    fail, every daughter becomes a new track (a daughter as big as the mother
+    can be the host the mother's cell moved into: continuing the mother's
+    track with it would swap identities). Only a daughter that starts
     within ``max_gap_frames`` missed frames of the mother's end can continue
     it; when none does, all become new tracks.
 
@@ -423,6 +434,12 @@ def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[
     max_gap_frames : int, optional
         Most missed frames between the mother's end and its heir's start
         (the tracker's gap); ``None``: no limit.
+    max_daughter_share : float, optional
+        Largest first area of a daughter as a fraction of the mother's last
+        area; ``None``: no limit.
+    min_daughter_frames : int, optional
+        Fewest frames a daughter is seen in, unless it starts too close to
+        the last frame of ``features`` for that; default 1: no limit.
 
     Returns
     -------
@@ -435,12 +452,14 @@ def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[
     parents = {int(c): int(p) for c, p in parents.items()}
     frame = features["frame"].to_numpy(np.int64)
     area = features["area_px"].to_numpy(float)
+    last_frame = int(frame.max()) if frame.size else 0
     n_undone = 0
     while True:
         df = pd.DataFrame({"track": track_of, "frame": frame, "area": area})
         ordered = df.sort_values(["track", "frame"], kind="stable")
         first = ordered.drop_duplicates("track").set_index("track")
         last = ordered.drop_duplicates("track", keep="last").set_index("track")
+        n_seen = ordered.groupby("track")["frame"].nunique()
         children: dict[int, list[int]] = {}
         for c, p in parents.items():
             if p and c in first.index and p in last.index:
@@ -450,15 +469,20 @@ def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[
             kids = sorted(children[mother])
             a = first.loc[kids, "area"].to_numpy(float)
             m_area = float(last.at[mother, "area"])
-            plausible = (len(kids) == 2 and a.min() >= min_size_ratio * a.max()
-                         and abs(a.sum() / max(m_area, 1.0) - 1.0) <= area_change)
-            if not plausible:
-                bad = (mother, kids, a, m_area)
+            lasting = (n_seen.loc[kids].to_numpy() >= min_daughter_frames) \
+                | (first.loc[kids, "frame"].to_numpy() + min_daughter_frames - 1 > last_frame)
+            halves = (len(kids) == 2 and a.min() >= min_size_ratio * a.max()
+                      and abs(a.sum() / max(m_area, 1.0) - 1.0) <= area_change)
+            if not halves or not bool(lasting.all()) or (
+                    max_daughter_share is not None and a.max() > max_daughter_share * m_area):
+                bad = (mother, kids, a, m_area, halves)
                 break
         if bad is None:
             return track_of, parents, n_undone
-        mother, kids, a, m_area = bad
+        mother, kids, a, m_area, halves = bad
         cost = np.abs(np.log(np.maximum(a, 1.0) / max(m_area, 1.0)))
+        if halves:      # a mother-sized daughter may be another cell: no heir
+            cost[:] = np.inf
         if max_gap_frames is not None:
             gap = first.loc[kids, "frame"].to_numpy(np.int64) - int(last.at[mother, "frame"]) - 1
             cost[gap > max_gap_frames] = np.inf
@@ -567,7 +591,10 @@ def link_objects(features: pd.DataFrame, params: TrackingParams, pixel_size_um: 
         track_of, parents, n_undone = check_divisions(
             features, track_of, parents, params.division_min_size_ratio,
             params.division_area_change,
-            max_gap_frames=max_lost_frames(params, frame_interval_min))
+            max_gap_frames=max_lost_frames(params, frame_interval_min),
+            max_daughter_share=params.division_max_daughter_share,
+            min_daughter_frames=max(1, math.ceil(
+                params.division_min_daughter_min / frame_interval_min - 1e-9)))
         if n_undone:
             log.info("%d implausible division(s) undone (daughter sizes; see "
                      "check_divisions)", n_undone)

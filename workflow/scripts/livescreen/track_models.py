@@ -61,7 +61,14 @@ class TrackingParams(BaseModel):
         cell wrapping around another is not a division).
     division_area_change : float
         ... and when the daughters' summed area is within 1 -/+ this of the
-        mother's last area.
+        mother's last area ...
+    division_max_daughter_share : float or None
+        ... and each daughter's first area is at most this fraction of the
+        mother's last area (an inner cell jumping into its host, or a host
+        ring under a new id, gives a "daughter" as big as the mother) ...
+    division_min_daughter_min : float
+        ... and each daughter is seen in this long a run of frames (a
+        one-frame flicker is not a daughter), unless the movie ends first.
     border_um : float
         Tracks may start or end within this distance of the image edge without
         penalty (btrack ``theta_dist``; ``lambda_dist`` is half of it).
@@ -97,6 +104,8 @@ class TrackingParams(BaseModel):
     division_distance_um: float = Field(default=10.0, gt=0)
     division_min_size_ratio: float = Field(default=0.4, ge=0, le=1)
     division_area_change: float = Field(default=0.5, gt=0)
+    division_max_daughter_share: float | None = Field(default=0.8, gt=0)
+    division_min_daughter_min: float = Field(default=8.0, ge=0)
     border_um: float = Field(default=10.0, ge=0)
     link_distance_um: float = Field(default=10.0, gt=0)
     accuracy: float = Field(default=3.0, gt=0)

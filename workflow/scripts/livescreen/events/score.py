@@ -579,35 +579,19 @@ def _intensity_column(tracks: pd.DataFrame, role: str) -> str | None:
     return col if col in tracks.columns else None
 
 
-#: A daughter's first area is at most this share of its mother's last area
-#: (:func:`dividing_tracks`).
-DAUGHTER_MAX_AREA_SHARE = 0.8
+def dividing_tracks(targets: pd.DataFrame) -> set[int]:
+    """Tracks that ended by a division: two or more daughters in ``targets``.
 
-
-def dividing_tracks(targets: pd.DataFrame, n_frames: int | None = None) -> set[int]:
-    """Tracks that ended by a division: two or more daughters, each smaller than the mother.
-
-    The tracker links a track's end to new tracks starting next to it as a
-    division. During an engulfment the inner cell's jump into its host, or a
-    host ring getting a new id, can be linked that way, and the "daughter"
-    is then the host or the whole inner cell. A real division gives two
-    daughters of about half the mother's area each that go on: it counts
-    only with at least two daughters, each with a first area at most
-    :data:`DAUGHTER_MAX_AREA_SHARE` of the mother's last area and seen in
-    two frames or more (or first seen in the movie's last frame). On the 15
-    demo sites' own masks, true divisions' largest daughter had 0.52-0.74
-    of the mother's area and every daughter was seen in >= 4 frames; links
-    that were not divisions had 0.75-1.03, one daughter, or a daughter seen
-    once (docs/events.md).
+    Whether a split looks like a mitosis is the tracker's call
+    (:func:`livescreen.track.check_divisions`: two daughters of about half
+    the mother, each followed for a while). This stage can leave a mother
+    with one daughter (objects under effectors dropped, engulfment pieces
+    joined), and one daughter is a continuation, not a division.
 
     Parameters
     ----------
     targets : pandas.DataFrame
-        Target tracks table (``track_id, frame, area_px, parent_track_id``).
-        Not modified.
-    n_frames : int, optional
-        Frames in the movie (a daughter born in the last one is not judged
-        by its length); default: the last frame in ``targets``.
+        Target tracks table (``track_id, parent_track_id``). Not modified.
 
     Returns
     -------
@@ -616,23 +600,9 @@ def dividing_tracks(targets: pd.DataFrame, n_frames: int | None = None) -> set[i
     """
     kids = targets[(targets["parent_track_id"] > 0)
                    & (targets["parent_track_id"] != targets["track_id"])]
-    if kids.empty:
-        return set()
-    last_frame = int(targets["frame"].max()) if n_frames is None else n_frames - 1
-    g = kids.sort_values("frame").groupby("track_id")
-    first = g.first()
-    first["n_seen"] = g["frame"].nunique()
-    last_area = targets.sort_values("frame").groupby("track_id")["area_px"].last()
-    out = set()
-    for mother, grp in first.groupby("parent_track_id"):
-        mother = int(mother)
-        if len(grp) < 2 or mother not in last_area.index:
-            continue
-        small = grp["area_px"] <= DAUGHTER_MAX_AREA_SHARE * last_area.at[mother]
-        lasting = (grp["n_seen"] >= 2) | (grp["frame"] >= last_frame)
-        if (small & lasting).all():
-            out.add(mother)
-    return out
+    n = kids.drop_duplicates("track_id")["parent_track_id"].value_counts()
+    present = set(targets["track_id"].astype(int))
+    return {int(m) for m, k in n.items() if k >= 2 and int(m) in present}
 
 
 def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: pd.DataFrame,
@@ -672,7 +642,7 @@ def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: p
                     "available: death from morphology and track termination", death_ch)
     bg = _background_lookup(background, death_ch, n_frames, "background")
     noise = _background_lookup(background, death_ch, n_frames, "noise")
-    parents = dividing_tracks(targets, n_frames)
+    parents = dividing_tracks(targets)
     encl = enclosure_onset(enclosures, grid.cic_min_frames, 1).set_index("inner_track_id")
     h, w = shape
     rows = []
