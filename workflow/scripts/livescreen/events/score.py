@@ -52,7 +52,7 @@ def _pair_runs(contacts: pd.DataFrame, max_break: int) -> list[dict]:
         for s, e in _runs(frames, max_break):
             sel = (frames >= s) & (frames <= e)
             runs.append({"target": int(tid), "effector": int(eid), "start": s, "end": e,
-                         "px": px[sel], "last_effector": int(eid), "first_effector": int(eid)})
+                         "px": px[sel], "last_effector": int(eid)})
     return runs
 
 
@@ -76,8 +76,8 @@ def join_effector_switches(runs: list[dict], effector_xy: Mapping[tuple[int, int
     Parameters
     ----------
     runs : list of dict
-        Runs of one or more targets (``target, effector, start, end, px``,
-        ``first_effector``, ``last_effector``). Not modified.
+        Runs of one or more targets (``target, effector, start, end, px,
+        last_effector``: :func:`_pair_runs`). Not modified.
     effector_xy : mapping
         ``(effector track id, frame) -> (y, x)`` centroid in pixels.
     max_break : int
@@ -105,10 +105,10 @@ def join_effector_switches(runs: list[dict], effector_xy: Mapping[tuple[int, int
                 if r["effector"] == q["effector"] or not 0 <= gap <= max_break:
                     continue
                 a = effector_xy.get((r["last_effector"], r["end"]))
-                b = effector_xy.get((q["first_effector"], q["start"]))
+                b = effector_xy.get((q["effector"], q["start"]))
                 if a is None or b is None or float(np.hypot(*(np.asarray(a) - b))) > max_shift_px:
                     continue
-                if _touching(mine, q["first_effector"], r["start"], r["end"]) \
+                if _touching(mine, q["effector"], r["start"], r["end"]) \
                         or _touching(mine, r["last_effector"], q["start"], q["end"]):
                     continue
                 match = r
