@@ -446,6 +446,21 @@ def test_nibbling_read_during_the_contact_when_the_effector_leaves():
     assert enc["outcome"].iloc[0] == "trogocytosis_only"
 
 
+def test_nibbling_read_on_the_effector_id_at_the_contact_end():
+    """The tracker changed the nibbling effector's id mid-contact (4 -> 7, same
+    place): the encounter is one, and the gained label is read on id 7, the one
+    present after the contact (demo C04 true target 19: read on the first id,
+    which had ended, nibbling was not measurable and the encounter an evasion)."""
+    tl, el, movie = _nibble_scene()
+    el = el.copy()
+    el[4:][el[4:] == 4] = 7
+    out = _score_without_reporter(tl, el, movie)
+    enc = out["encounters"]
+    assert len(enc) == 1 and int(enc["effector_track_id"].iloc[0]) == 4
+    assert enc["effector_target_signal_gain"].iloc[0] == pytest.approx(0.26, abs=0.05)
+    assert enc["outcome"].iloc[0] == "trogocytosis_only"
+
+
 # ------------------------------------------------------------------ awkward input
 
 

@@ -333,3 +333,82 @@ def test_check_divisions_heir_only_within_the_tracker_gap():
     near = feats.assign(frame=np.where(feats["track"] == 2, feats["frame"] - 19, feats["frame"]))
     new_of, _, _ = check_divisions(near, track_of, {1: 0, 2: 1}, 0.4, 0.5, max_gap_frames=3)
     assert (new_of == 1).all()  # after a 1-frame gap the daughter continues the mother
+
+
+# ------------------------------------------------------------------ brightness relinking
+
+def _landing_movie(h_level=100.0, j_level=160.0, j_x=50, n_t=8, land=4, fade=None):
+    """Host H at (40, 30) and cell J at (40, j_x); from frame ``land`` J sits where H was
+    (H hidden under it, as an inner cell in its host's place): labels and movie."""
+    shape = (80, 100)
+    centres = [(t, 40, 30, 1) for t in range(n_t)] + [(t, 40, j_x, 2) for t in range(land)]
+    labels = disc_stack(centres, shape, radius=6)
+    movie = np.full((n_t, 2, *shape), 10.0, np.float32)
+    for t in range(n_t):
+        level = j_level if t >= land else h_level
+        if fade is not None:
+            level = h_level * (1 - fade) ** t
+        movie[t, 0][labels[t] == 1] = level
+        movie[t, 0][labels[t] == 2] = j_level
+    return labels, movie
+
+
+def _track_at(table, frame, x):
+    row = table[(table["frame"] == frame) & ((table["x_px"] - x).abs() < 2)]
+    return int(row["track_id"].iloc[0])
+
+
+def test_inner_cell_landing_on_its_host_keeps_its_own_track(caplog):
+    """The object at the host's place that has the jumping cell's brightness
+    continues the jumping cell's track, not the host's (demo B05: true target 1
+    moved into 16; the host's track went on with it and its cell-in-cell was missed)."""
+    labels, movie = _landing_movie()
+    with caplog.at_level(logging.INFO, logger="livescreen.track"):
+        table = run(labels, "target", image=movie)
+    j, h = _track_at(table, 0, 50), _track_at(table, 0, 30)
+    assert j != h
+    assert all(_track_at(table, t, 30) == j for t in range(4, 8))
+    assert table.loc[table["track_id"] == h, "frame"].max() == 3
+    assert "same brightness" in caplog.text
+    # off: the tracker's link (by position) stands
+    table = run(labels, "target", image=movie, relink_brightness_change=None)
+    assert all(_track_at(table, t, 30) == _track_at(table, 0, 30) for t in range(8))
+
+
+@pytest.mark.parametrize("case", ["small_change", "far", "fading"])
+def test_brightness_relink_needs_a_clear_change_and_a_near_match(case):
+    """No relink when the brightness changes by < 10 %, when the ended track is
+    farther than ``relink_max_jump_um``, or when the host fades gradually (a dying
+    cell's reporter, < 10 % per frame) even though its last level matches a neighbour."""
+    kw = {"small_change": dict(h_level=150.0),
+          "far": dict(j_x=62),                    # 32 px > 25 um at 1 um / px
+          "fading": dict(h_level=200.0, j_level=120.0, fade=0.07)}[case]
+    labels, movie = _landing_movie(**kw)
+    table = run(labels, "target", image=movie)
+    assert all(_track_at(table, t, 30) == _track_at(table, 0, 30) for t in range(8))
+
+
+def test_relink_by_brightness_area_guard_and_inputs_untouched():
+    """A fragment whose mean intensity happens to match is not a candidate
+    (area ratio > ``max_area_ratio``); features and links are not modified."""
+    from livescreen.track import relink_by_brightness
+
+    rows = ([(f, 40.0, 30.0, 300, 100.0, 1) for f in range(4)]
+            + [(f, 40.0, 30.0, 300, 160.0, 1) for f in range(4, 8)]
+            + [(f, 40.0, 50.0, 300, 160.0, 2) for f in range(4)])
+    feats = pd.DataFrame(rows, columns=["frame", "y_px", "x_px", "area_px",
+                                        "intensity_mean_target", "track"])
+    of = feats["track"].to_numpy(np.int64)
+    before, of_before = feats.copy(), of.copy()
+    new_of, parents, n = relink_by_brightness(feats, of, {1: 0, 2: 0}, "intensity_mean_target",
+                                              0.1, 0.05, 25.0, 3)
+    assert n == 1 and (new_of[(feats["frame"] >= 4).to_numpy()] == 2).all()
+    assert parents == {1: 0, 2: 0}
+    pd.testing.assert_frame_equal(feats, before)
+    assert (of == of_before).all()
+    frag = feats.assign(area_px=np.where(feats["track"] == 2, 40, feats["area_px"]))
+    assert relink_by_brightness(frag, of, {1: 0, 2: 0}, "intensity_mean_target",
+                                0.1, 0.05, 25.0, 3)[2] == 0
+    # a track that ended by dividing is not a candidate
+    assert relink_by_brightness(feats, of, {1: 0, 2: 0, 3: 2}, "intensity_mean_target",
+                                0.1, 0.05, 25.0, 3)[2] == 0

@@ -389,6 +389,103 @@ def repair_overlap_swaps(features: pd.DataFrame, track_of: np.ndarray,
     return track_of, parents, n_swaps
 
 
+def relink_by_brightness(features: pd.DataFrame, track_of: np.ndarray,
+                         parents: dict[int, int], column: str, change: float, match: float,
+                         max_jump_px: float, max_gap_frames: int, max_area_ratio: float = 1.5,
+                         n_ref: int = 3) -> tuple[np.ndarray, dict[int, int], int]:
+    """Give a track's continuation to the ended track whose brightness it has.
+
+    Cells of one population differ in brightness (expression of the label)
+    and keep it from frame to frame; the tracker links centroids only. When a
+    cell moves into another (cell-in-cell) the inner cell lands where its
+    host was: the host's track may continue onto the inner cell while the
+    inner cell's own track ends. A link of track ``H`` onto object ``b``
+    whose mean intensity differs from ``H``'s previous object's by more than
+    ``change`` (absolute log ratio; a dying cell fades more slowly) is given
+    to the track ``J`` that ended at most ``max_gap_frames`` + 1 frames
+    before ``b``, without daughters, within ``max_jump_px`` of ``b``, whose
+    recent brightness (its last ``n_ref`` objects) ``b`` matches within
+    ``match`` and better than half of ``H``'s change, and whose recent area
+    is within a factor ``max_area_ratio`` of ``b``'s (a fragment's mean
+    intensity can match by chance): ``H``'s part from
+    ``b`` on becomes ``J``'s (with ``H``'s later daughters) and ``H`` ends
+    before ``b``. The closest match wins; links are examined in frame order
+    and each relink is seen by later checks.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        ``frame``, ``y_px``, ``x_px``, ``area_px`` and ``column`` per object.
+    track_of : (N,) int array
+        Track id per object (not modified).
+    parents : dict
+        Child track id -> parent track id, 0 for none (not modified).
+    column : str
+        Mean-intensity column of the population's own channel.
+    change, match : float
+        Absolute log intensity ratios: a link changing more is checked; a
+        candidate must match within this.
+    max_jump_px : float
+        Farthest ``b`` may lie from ``J``'s last centroid.
+    max_gap_frames : int
+        Most frames ``J`` may have ended before ``b``'s frame minus one.
+    max_area_ratio : float, optional
+        Largest ratio between ``b``'s area and ``J``'s recent area.
+    n_ref : int, optional
+        Objects over which a track's recent brightness is the median.
+
+    Returns
+    -------
+    track_of, parents, n_relinked
+    """
+    track_of = track_of.copy()
+    parents = {int(c): int(p) for c, p in parents.items()}
+    frame = features["frame"].to_numpy(np.int64)
+    level = np.log(np.clip(features[column].to_numpy(float), 1e-9, None))
+    yx = features[["y_px", "x_px"]].to_numpy(float)
+    size = np.log(np.clip(features["area_px"].to_numpy(float), 1.0, None))
+    if not np.isfinite(level).any():
+        return track_of, parents, 0
+    n_relinked = 0
+    done: set[tuple[int, int]] = set()
+    while True:
+        order = np.lexsort((frame, track_of))
+        tr, fr = track_of[order], frame[order]
+        ref, ref_size = (pd.Series(v[order]).groupby(tr).rolling(n_ref, min_periods=1)
+                         .median().to_numpy() for v in (level, size))
+        same = tr[1:] == tr[:-1]
+        step = np.abs(np.diff(level[order]))
+        trig = np.nonzero(same & (step > change) & np.isfinite(step))[0] + 1
+        last = np.r_[~same, True]
+        end_i = order[last]                     # each track's last object
+        end_track, end_frame, end_ref, end_size = tr[last], fr[last], ref[last], ref_size[last]
+        mothers = {p for p in parents.values() if p}
+        hit = None
+        for k in sorted(trig, key=lambda k: (fr[k], tr[k])):
+            h, t1, b = int(tr[k]), int(fr[k]), int(order[k])
+            if (h, t1) in done:
+                continue
+            done.add((h, t1))
+            dm = np.abs(end_ref - level[b])
+            ok = ((end_track != h) & (end_frame < t1) & (end_frame >= t1 - 1 - max_gap_frames)
+                  & ~np.isin(end_track, list(mothers))
+                  & (np.hypot(*(yx[end_i] - yx[b]).T) <= max_jump_px)
+                  & (dm <= match) & (dm < step[k - 1] / 2)
+                  & (np.abs(end_size - size[b]) <= np.log(max_area_ratio)))
+            if ok.any():
+                hit = (h, t1, int(end_track[np.argmin(np.where(ok, dm, np.inf))]))
+                break
+        if hit is None:
+            return track_of, parents, n_relinked
+        h, t1, j = hit
+        log.debug("track %d from frame %d continues ended track %d (brightness)", h, t1, j)
+        track_of[(track_of == h) & (frame >= t1)] = j
+        for c, p in list(parents.items()):
+            if p == h:      # daughters start after their mother's (moved) end
+                parents[c] = j
+        n_relinked += 1
+
+
 def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[int, int],
                     min_size_ratio: float, area_change: float,
                     max_gap_frames: int | None = None, max_daughter_share: float | None = None,
@@ -502,7 +599,8 @@ def check_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[
 def link_objects(features: pd.DataFrame, params: TrackingParams, pixel_size_um: float,
                  frame_interval_min: float, shape_yx: tuple[int, int],
                  btrack_log_level: int = logging.WARNING,
-                 overlaps: pd.DataFrame | None = None) -> pd.DataFrame:
+                 overlaps: pd.DataFrame | None = None,
+                 brightness_column: str | None = None) -> pd.DataFrame:
     """Link objects over time with btrack.
 
     Parameters
@@ -522,6 +620,11 @@ def link_objects(features: pd.DataFrame, params: TrackingParams, pixel_size_um: 
         ``features``): btrack's links are then corrected to follow
         unambiguous mask overlap (:func:`repair_overlap_swaps`) before
         divisions are split.
+    brightness_column : str, optional
+        Mean-intensity column of the population's own channel: with
+        ``params.relink_brightness_change`` set, links that change the
+        brightness are checked (:func:`relink_by_brightness`) after the
+        overlap repair.
 
     Returns
     -------
@@ -571,6 +674,15 @@ def link_objects(features: pd.DataFrame, params: TrackingParams, pixel_size_um: 
         if n_swaps:
             log.info("%d link(s) changed to follow mask overlap (IoU >= 0.5) between frames",
                      n_swaps)
+    if params.relink_brightness_change is not None and brightness_column in features \
+            and "area_px" in features:
+        track_of, parents, n_relinked = relink_by_brightness(
+            features, track_of, parents, brightness_column, params.relink_brightness_change,
+            params.relink_brightness_match, params.relink_max_jump_um / pixel_size_um,
+            max_lost_frames(params, frame_interval_min), params.relink_max_area_ratio)
+        if n_relinked:
+            log.info("%d track continuation(s) given to an ended track of the same "
+                     "brightness (%s)", n_relinked, brightness_column)
     if params.divisions:
         n_before = sum(1 for p in parents.values() if p)
         track_of, parents = split_divisions(
@@ -701,7 +813,8 @@ def track_site(labels: np.ndarray, image, params: TrackingParams, *, imaging: Ma
     log.info("%s: %d objects in %d frames", population, len(feats), labels.shape[0])
     links = link_objects(feats, params, px, dt, labels.shape[1:],
                          btrack_log_level=btrack_log_level,
-                         overlaps=frame_overlaps(labels) if len(feats) else None)
+                         overlaps=frame_overlaps(labels) if len(feats) else None,
+                         brightness_column=f"intensity_mean_{population}")
     table = tracks_table(feats, links, plate=plate, well=well, field=field,
                          population=population, pixel_size_um=px, frame_interval_min=dt)
     return TracksTable.validate(table)

@@ -69,6 +69,20 @@ class TrackingParams(BaseModel):
     division_min_daughter_min : float
         ... and each daughter is seen in this long a run of frames (a
         one-frame flicker is not a daughter), unless the movie ends first.
+    relink_brightness_change : float or None
+        A link onto an object whose mean intensity in the population's own
+        channel differs from the track's recent level by more than this
+        (absolute natural-log ratio; 0.1 ~ 10 %) is given to a track that
+        ended just before, nearby, whose brightness the object has
+        (:func:`livescreen.track.relink_by_brightness`; an inner cell landing
+        where its host was). ``None``: off (the effector default).
+    relink_brightness_match : float
+        ... the object's brightness must match the ended track's within this
+        (log ratio) ...
+    relink_max_jump_um : float
+        ... and lie at most this far from the ended track's last position ...
+    relink_max_area_ratio : float
+        ... and have an area within this factor of the ended track's.
     border_um : float
         Tracks may start or end within this distance of the image edge without
         penalty (btrack ``theta_dist``; ``lambda_dist`` is half of it).
@@ -106,6 +120,10 @@ class TrackingParams(BaseModel):
     division_area_change: float = Field(default=0.5, gt=0)
     division_max_daughter_share: float | None = Field(default=0.8, gt=0)
     division_min_daughter_min: float = Field(default=8.0, ge=0)
+    relink_brightness_change: float | None = Field(default=None, gt=0)
+    relink_brightness_match: float = Field(default=0.05, gt=0)
+    relink_max_jump_um: float = Field(default=25.0, gt=0)
+    relink_max_area_ratio: float = Field(default=1.5, ge=1)
     border_um: float = Field(default=10.0, ge=0)
     link_distance_um: float = Field(default=10.0, gt=0)
     accuracy: float = Field(default=3.0, gt=0)
@@ -130,6 +148,7 @@ TARGET_DEFAULTS: dict[str, Any] = {
     "max_gap_min": 12.0,
     "divisions": True,
     "division_distance_um": 10.0,
+    "relink_brightness_change": 0.1,
     "border_um": 10.0,
     "link_distance_um": 10.0,
 }

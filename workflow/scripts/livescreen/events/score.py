@@ -149,7 +149,9 @@ def contact_episodes(contacts: pd.DataFrame, min_frames: int, max_break: int,
     -------
     pandas.DataFrame
         ``target_track_id, effector_track_id, start_frame, end_frame,
-        n_contact_frames, contact_px`` (mean over the contact frames), sorted by
+        n_contact_frames, contact_px`` (mean over the contact frames),
+        ``last_effector_track_id`` (the effector's id at the end: another
+        than ``effector_track_id`` when a switch was joined), sorted by
         start, target, effector.
     """
     runs = _pair_runs(contacts, max_break)
@@ -160,10 +162,10 @@ def contact_episodes(contacts: pd.DataFrame, min_frames: int, max_break: int,
             log.info("%d contact(s) continued under a new effector track id: joined",
                      n - len(runs))
     rows = [(r["target"], r["effector"], r["start"], r["end"], int(r["px"].size),
-             float(r["px"].mean())) for r in runs
+             float(r["px"].mean()), r["last_effector"]) for r in runs
             if r["end"] - r["start"] + 1 >= min_frames or r["end"] >= last_frame]
     cols = ["target_track_id", "effector_track_id", "start_frame", "end_frame",
-            "n_contact_frames", "contact_px"]
+            "n_contact_frames", "contact_px", "last_effector_track_id"]
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype=float if c == "contact_px" else np.int64)
                              for c in cols})
@@ -766,10 +768,14 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
                 y, x = tr["y_px"].to_numpy(float), tr["x_px"].to_numpy(float)
                 k0 = at_end[-1]
                 retreat[i] = float(np.max(np.hypot(y[later] - y[k0], x[later] - x[k0])))
-        er = e_by.get(int(ep.effector_track_id))
+        # the gained label is read on the effector as it is at the contact's end
+        # (the tracker may have changed its id during the contact: Definition 2)
+        last_id = int(getattr(ep, "last_effector_track_id", ep.effector_track_id))
+        er = e_by.get(last_id)
+        er0 = e_by.get(int(ep.effector_track_id))
         if er is not None and tr is not None and tcol is not None:
             ef = er["frame"].to_numpy(np.int64)
-            ebusy = {f for (k, f) in busy if k == int(ep.effector_track_id)}
+            ebusy = {f for (k, f) in busy if k == last_id}
             if away:  # this contact's own last frames count; contacts with others do not
                 own = set(range(s, e_ + 1))
                 post = _median_in(ef, er["adj"].to_numpy(float), max(s, e_ - 1),
@@ -777,7 +783,11 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
                                   ebusy - own)
             else:
                 post = _median_in(ef, er["adj"].to_numpy(float), e_ + 1, e_ + W, ebusy)
-            pre = _median_in(ef, er["adj"].to_numpy(float), s - W, s - 1, ebusy)
+            pre = np.nan
+            if er0 is not None:
+                pre = _median_in(er0["frame"].to_numpy(np.int64), er0["adj"].to_numpy(float),
+                                 s - W, s - 1,
+                                 {f for (k, f) in busy if k == int(ep.effector_track_id)})
             tsig = tr[tcol].to_numpy(float) - bg[tf] if tcol in tr else np.full(len(tf), np.nan)
             bright = _median_in(tf, tsig, s - W, e_)
             if np.isfinite(post) and np.isfinite(bright) and bright > 0:
