@@ -444,6 +444,7 @@ def relink_by_brightness(features: pd.DataFrame, track_of: np.ndarray,
     level = np.log(np.clip(features[column].to_numpy(float), 1e-9, None))
     yx = features[["y_px", "x_px"]].to_numpy(float)
     size = np.log(np.clip(features["area_px"].to_numpy(float), 1.0, None))
+    max_size_change = np.log(max_area_ratio)
     if not np.isfinite(level).any():
         return track_of, parents, 0
     n_relinked = 0
@@ -459,7 +460,7 @@ def relink_by_brightness(features: pd.DataFrame, track_of: np.ndarray,
         last = np.r_[~same, True]
         end_i = order[last]                     # each track's last object
         end_track, end_frame, end_ref, end_size = tr[last], fr[last], ref[last], ref_size[last]
-        mothers = {p for p in parents.values() if p}
+        free = ~np.isin(end_track, [p for p in parents.values() if p])   # did not divide
         hit = None
         for k in sorted(trig, key=lambda k: (fr[k], tr[k])):
             h, t1, b = int(tr[k]), int(fr[k]), int(order[k])
@@ -468,10 +469,10 @@ def relink_by_brightness(features: pd.DataFrame, track_of: np.ndarray,
             done.add((h, t1))
             dm = np.abs(end_ref - level[b])
             ok = ((end_track != h) & (end_frame < t1) & (end_frame >= t1 - 1 - max_gap_frames)
-                  & ~np.isin(end_track, list(mothers))
+                  & free
                   & (np.hypot(*(yx[end_i] - yx[b]).T) <= max_jump_px)
                   & (dm <= match) & (dm < step[k - 1] / 2)
-                  & (np.abs(end_size - size[b]) <= np.log(max_area_ratio)))
+                  & (np.abs(end_size - size[b]) <= max_size_change))
             if ok.any():
                 hit = (h, t1, int(end_track[np.argmin(np.where(ok, dm, np.inf))]))
                 break

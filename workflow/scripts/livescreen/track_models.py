@@ -71,7 +71,7 @@ class TrackingParams(BaseModel):
         one-frame flicker is not a daughter), unless the movie ends first.
     relink_brightness_change : float or None
         A link onto an object whose mean intensity in the population's own
-        channel differs from the track's recent level by more than this
+        channel differs from the track's previous object's by more than this
         (absolute natural-log ratio; 0.1 ~ 10 %) is given to a track that
         ended just before, nearby, whose brightness the object has
         (:func:`livescreen.track.relink_by_brightness`; an inner cell landing

@@ -730,6 +730,9 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
                             n_frames, "background")
     busy = set(zip(contacts["effector_track_id"].astype(int), contacts["frame"].astype(int),
                    strict=True))
+    busy_frames: dict[int, set[int]] = {}
+    for k, f in busy:
+        busy_frames.setdefault(k, set()).add(f)
     eff_sig = pd.Series(dtype=float)
     away = signals is not None and len(signals) > 0
     if away:
@@ -770,12 +773,12 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
                 retreat[i] = float(np.max(np.hypot(y[later] - y[k0], x[later] - x[k0])))
         # the gained label is read on the effector as it is at the contact's end
         # (the tracker may have changed its id during the contact: Definition 2)
-        last_id = int(getattr(ep, "last_effector_track_id", ep.effector_track_id))
+        first_id, last_id = int(ep.effector_track_id), int(ep.last_effector_track_id)
         er = e_by.get(last_id)
-        er0 = e_by.get(int(ep.effector_track_id))
+        er0 = e_by.get(first_id)
         if er is not None and tr is not None and tcol is not None:
             ef = er["frame"].to_numpy(np.int64)
-            ebusy = {f for (k, f) in busy if k == last_id}
+            ebusy = busy_frames.get(last_id, set())
             if away:  # this contact's own last frames count; contacts with others do not
                 own = set(range(s, e_ + 1))
                 post = _median_in(ef, er["adj"].to_numpy(float), max(s, e_ - 1),
@@ -786,8 +789,7 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
             pre = np.nan
             if er0 is not None:
                 pre = _median_in(er0["frame"].to_numpy(np.int64), er0["adj"].to_numpy(float),
-                                 s - W, s - 1,
-                                 {f for (k, f) in busy if k == int(ep.effector_track_id)})
+                                 s - W, s - 1, busy_frames.get(first_id, set()))
             tsig = tr[tcol].to_numpy(float) - bg[tf] if tcol in tr else np.full(len(tf), np.nan)
             bright = _median_in(tf, tsig, s - W, e_)
             if np.isfinite(post) and np.isfinite(bright) and bright > 0:
