@@ -461,6 +461,50 @@ def test_nibbling_read_on_the_effector_id_at_the_contact_end():
     assert enc["outcome"].iloc[0] == "trogocytosis_only"
 
 
+def _loaded_nibble_scene(carried=0.5, added=0.15, half_life_frames=45 / 4):
+    """The nibble scene, but the effector arrives carrying label from an earlier
+    nibble that fades (``half_life_frames``), and picks up ``added`` more over
+    the contact (instead of the scene's 0.3), on its pixels away from the target;
+    three unloaded effectors far away set the population baseline."""
+    tl, el, movie = _nibble_scene()
+    movie = movie.astype(float)
+    shape = tl.shape[1:]
+    for t in range(2, 6):  # take the scene's own build-up out
+        movie[t, 0][(el[t] == 4) & ~disc(shape, 25, 20, 11)] -= 300 * 0.3 * (t - 1) / 4
+    for t in range(tl.shape[0]):
+        for k, (y, x) in enumerate([(8, 52), (42, 52), (42, 6)]):
+            far = disc(shape, y, x, 4)
+            el[t][far] = 9 + k
+            movie[t, 1][far] += 300
+        if t <= 5:
+            held = carried * 0.5 ** (t / half_life_frames) + added * min(1, max(0, t - 1) / 4)
+            movie[t, 0][(el[t] == 4) & ~disc(shape, 25, 20, 10)] += 300 * held
+    return tl, el, movie.clip(0).astype(np.uint16)
+
+
+def test_nibble_of_a_loaded_effector_is_read_against_its_fading_label():
+    """An effector still carrying label fades while it nibbles again: against
+    the level before the contact the new label hardly shows (demo B03 true
+    target 60: gain 0.005); projected to the contact's end with the carried
+    label's half-life it does, and the encounter is nibbling."""
+    tl, el, movie = _loaded_nibble_scene()
+    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
+
+    def score(half_life):
+        params = event_params({"trogocytosis": {"carried_half_life_min": half_life}})
+        return score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
+                            tracks_from_labels(el, movie, "effector"), imaging=imaging,
+                            params=params, **SITE)["encounters"]
+
+    off, on = score(None), score(45.0)
+    assert len(on) == len(off) == 1
+    assert off["effector_target_signal_gain"].iloc[0] < 0.08
+    assert not bool(off["trogocytosis"].iloc[0])
+    assert on["effector_target_signal_gain"].iloc[0] == pytest.approx(0.15, abs=0.05)
+    assert bool(on["trogocytosis"].iloc[0])
+    assert on["outcome"].iloc[0] == "trogocytosis_only"
+
+
 # ------------------------------------------------------------------ awkward input
 
 

@@ -22,6 +22,7 @@ from livescreen.simulate import (
     site_seed,
     write_site,
 )
+from livescreen.simulate.model import carry_label
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -374,6 +375,15 @@ def test_nibbled_targets_lose_area_and_survive(rate_sites):
             assert fate["death_onset_frame"] == -1
             n += 1
     assert n >= 3
+
+
+def test_a_second_nibble_adds_to_the_label_still_carried():
+    # 0.3 of a target of brightness 1 still held, 0.2 of a target of brightness 2
+    # picked up: 0.3 + 0.4 intensity units = 0.35 of the new target's brightness
+    # (keeping the larger of the two, 0.3, would hide the second nibble)
+    held, b = carry_label(0.3, 1.0, 0.2, 2.0)
+    assert (held, b) == pytest.approx((0.35, 2.0))
+    assert carry_label(0.0, 1.0, 0.25, 1.5) == pytest.approx((0.25, 1.5))
 
 
 def test_targets_leaving_the_field_are_censored():

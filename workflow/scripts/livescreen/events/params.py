@@ -84,6 +84,7 @@ class TrogocytosisParams(_Section):
     window_min: float = Field(12.0, gt=0)
     signal_away_um: float = Field(1.3, ge=0)
     signal_after_min: float = Field(4.0, ge=0)
+    carried_half_life_min: float | None = Field(None, gt=0)
 
 
 class ValidationParams(_Section):
@@ -171,6 +172,7 @@ class ScoringGrid:
     trog_window: int
     trog_signal_away_px: float = 2.0
     trog_signal_after: int = 1
+    trog_carried_half_life: float | None = None
 
 
 def frames_for(minutes: float, frame_interval_min: float) -> int:
@@ -233,4 +235,6 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         trog_window=max(1, frames_for(tr.window_min, dt)),
         trog_signal_away_px=tr.signal_away_um / px,
         trog_signal_after=frames_for(tr.signal_after_min, dt),
+        trog_carried_half_life=(None if tr.carried_half_life_min is None
+                                else tr.carried_half_life_min / dt),
     )

@@ -788,8 +788,14 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
                 post = _median_in(ef, er["adj"].to_numpy(float), e_ + 1, e_ + W, ebusy)
             pre = np.nan
             if er0 is not None:
-                pre = _median_in(er0["frame"].to_numpy(np.int64), er0["adj"].to_numpy(float),
-                                 s - W, s - 1, busy_frames.get(first_id, set()))
+                pf = er0["frame"].to_numpy(np.int64)
+                pre = _median_in(pf, er0["adj"].to_numpy(float), s - W, s - 1,
+                                 busy_frames.get(first_id, set()))
+                hl = grid.trog_carried_half_life
+                if hl is not None and pre > 0:
+                    # label carried from earlier nibbles fades: the level it
+                    # would have at the contact's end is the baseline
+                    pre *= 0.5 ** (max(0, e_ - (s - 1 - (W - 1) / 2)) / hl)
             tsig = tr[tcol].to_numpy(float) - bg[tf] if tcol in tr else np.full(len(tf), np.nan)
             bright = _median_in(tf, tsig, s - W, e_)
             if np.isfinite(post) and np.isfinite(bright) and bright > 0:

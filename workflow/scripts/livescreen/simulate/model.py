@@ -71,6 +71,32 @@ def _harm_box(a: np.ndarray, phi: np.ndarray, dy: np.ndarray, dx: np.ndarray,
     return out
 
 
+def carry_label(carried: float, carried_brightness: float, added: float,
+                brightness: float) -> tuple[float, float]:
+    """Target label held by an effector after it picks up more.
+
+    Nibbled membrane adds to what the effector still carries from earlier
+    nibbles (of this or another target): the amounts add in intensity units.
+
+    Parameters
+    ----------
+    carried : float
+        Label held, in units of ``carried_brightness``.
+    carried_brightness : float
+        Brightness of the target it came from last (> 0).
+    added : float
+        Label picked up now, in units of ``brightness``.
+    brightness : float
+        Brightness of the target nibbled now (> 0).
+
+    Returns
+    -------
+    tuple of float
+        The label held, in units of ``brightness``, and ``brightness``.
+    """
+    return carried * carried_brightness / brightness + added, brightness
+
+
 def _smooth(x):
     """Smoothstep on [0, 1]."""
     x = np.clip(x, 0.0, 1.0)
@@ -650,8 +676,9 @@ class _Site:
             i, e_i = en["target"], en["effector"]
             if tg["state"][i] in (ALIVE, DYING):
                 tg["r0"][i] = en["r_bind"] * math.sqrt(1 - en["loss"] * prog)
-            ef["trog"][e_i] = max(ef["trog"][e_i], en["signal"] * prog)
-            ef["trog_b"][e_i] = tg["bright"][i]
+            ef["trog"][e_i], ef["trog_b"][e_i] = carry_label(
+                ef["trog"][e_i], ef["trog_b"][e_i],
+                en["signal"] * prog - en.get("signal_done", 0.0), tg["bright"][i])
             en["loss_done"] = en["loss"] * prog
             en["signal_done"] = en["signal"] * prog
 
