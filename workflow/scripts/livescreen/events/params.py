@@ -77,14 +77,19 @@ class EvasionParams(_Section):
 
 
 class TrogocytosisParams(_Section):
-    """Nibbling: effector gains target signal, or the target loses area without dying."""
+    """Nibbling: effector gains target signal, or the target loses area without dying.
+
+    ``carried_half_life_min``: label an effector still carries from earlier
+    nibbles is decayed to the contact's end with this half-life before the
+    gain is taken (None: not decayed).
+    """
 
     signal_gain_fraction: float = Field(0.08, gt=0)
     area_loss_fraction: float = Field(0.07, gt=0, lt=1)
     window_min: float = Field(12.0, gt=0)
     signal_away_um: float = Field(1.3, ge=0)
     signal_after_min: float = Field(4.0, ge=0)
-    carried_half_life_min: float | None = Field(None, gt=0)
+    carried_half_life_min: float | None = Field(45.0, gt=0)
 
 
 class ValidationParams(_Section):

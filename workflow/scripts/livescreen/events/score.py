@@ -709,6 +709,9 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
     when the gained label is strongest, to ``trog_signal_after`` frames after
     its end; without (the tracks' whole-mask means, which in contact include
     the target's own light) it is the ``trog_window`` after the contact.
+    With ``grid.trog_carried_half_life`` (frames) a positive "before" level,
+    label still carried from earlier nibbles, is first decayed to the
+    contact's end: it fades meanwhile and would hide a new nibble.
     ``target_area_loss_fraction``: 1 - (median area in the window after the
     episode) / (median area in the window before and at its start), over
     frames where the target does not touch the image border.
