@@ -710,8 +710,9 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
     its end; without (the tracks' whole-mask means, which in contact include
     the target's own light) it is the ``trog_window`` after the contact.
     With ``grid.trog_carried_half_life`` (frames) a positive "before" level,
-    label still carried from earlier nibbles, is first decayed to the
-    contact's end: it fades meanwhile and would hide a new nibble.
+    label still carried from earlier nibbles, is first decayed from the
+    middle of the "before" window to the middle of the "after" one: it fades
+    meanwhile and would hide a new nibble.
     ``target_area_loss_fraction``: 1 - (median area in the window after the
     episode) / (median area in the window before and at its start), over
     frames where the target does not touch the image border.
@@ -783,22 +784,20 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
             ef = er["frame"].to_numpy(np.int64)
             ebusy = busy_frames.get(last_id, set())
             if away:  # this contact's own last frames count; contacts with others do not
-                own = set(range(s, e_ + 1))
-                post = _median_in(ef, er["adj"].to_numpy(float), max(s, e_ - 1),
-                                  e_ + grid.trog_signal_after,
-                                  ebusy - own)
+                lo, hi, skip = max(s, e_ - 1), e_ + grid.trog_signal_after, ebusy - set(
+                    range(s, e_ + 1))
             else:
-                post = _median_in(ef, er["adj"].to_numpy(float), e_ + 1, e_ + W, ebusy)
+                lo, hi, skip = e_ + 1, e_ + W, ebusy
+            post = _median_in(ef, er["adj"].to_numpy(float), lo, hi, skip)
             pre = np.nan
             if er0 is not None:
-                pf = er0["frame"].to_numpy(np.int64)
-                pre = _median_in(pf, er0["adj"].to_numpy(float), s - W, s - 1,
-                                 busy_frames.get(first_id, set()))
+                pre = _median_in(er0["frame"].to_numpy(np.int64), er0["adj"].to_numpy(float),
+                                 s - W, s - 1, busy_frames.get(first_id, set()))
                 hl = grid.trog_carried_half_life
                 if hl is not None and pre > 0:
-                    # label carried from earlier nibbles fades: the level it
-                    # would have at the contact's end is the baseline
-                    pre *= 0.5 ** (max(0, e_ - (s - 1 - (W - 1) / 2)) / hl)
+                    # label carried from earlier nibbles fades: the level it would
+                    # have where "after" is read (window middles) is the baseline
+                    pre *= 0.5 ** (max(0.0, (lo + hi) / 2 - (s - 1 - (W - 1) / 2)) / hl)
             tsig = tr[tcol].to_numpy(float) - bg[tf] if tcol in tr else np.full(len(tf), np.nan)
             bright = _median_in(tf, tsig, s - W, e_)
             if np.isfinite(post) and np.isfinite(bright) and bright > 0:
