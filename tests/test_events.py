@@ -21,6 +21,7 @@ from livescreen.events.measure import (
     frame_enclosures,
     frame_signal_enclosures,
     repair_enclosure_swaps,
+    stitch_engulfments,
     targets_under_effectors,
     track_births,
     track_mergers,
@@ -782,6 +783,80 @@ def test_enclosure_swap_needs_the_sizes_to_agree():
     fixed, _, n = repair_enclosure_swaps(labels, _tracks_of(labels), pairs, 1)
     assert n == 0
     np.testing.assert_array_equal(fixed, labels)
+
+
+def _ring_swap_movie(open_ring: bool) -> np.ndarray:
+    """Host (id 1, r 16 px) with a target (id 2, r 11 px) pressing into it; from
+    frame 3 the target sits inside the host, now a ring, and the tracker has
+    moved the host's id onto it. ``open_ring``: the ring is cut by a one-pixel
+    gap, as Cellpose sometimes leaves it, so it has no hole to fill."""
+    shape = (64, 90)
+    labels = np.zeros((6, *shape), np.int32)
+    for t in range(3):
+        labels[t][disc(shape, 32, 30, 16)] = 1
+        labels[t][disc(shape, 32, 30 + 20 + 2 * (2 - t), 11)] = 2
+    for t in range(3, 6):
+        ring = disc(shape, 32, 30, 16) & ~disc(shape, 32, 30, 11)
+        if open_ring:
+            ring[32, 41:47] = False
+        labels[t][ring] = 2
+        labels[t][disc(shape, 32, 30, 10)] = 1
+    return labels
+
+
+@pytest.mark.parametrize("open_ring", [False, True], ids=["closed-ring", "open-ring"])
+def test_enclosure_swap_reads_an_open_ring_as_closed(open_ring):
+    """A ring one pixel short of closing is judged like the closed ring: without
+    reading it closed over the inner cell, its outline is the thin ring alone,
+    and the inner cell, large and landing on the host's earlier place, would
+    keep the host's id (the numbers of the demo's D02 21)."""
+    labels = _ring_swap_movie(open_ring)
+    pairs = pd.DataFrame({"inner_track_id": [1], "host_track_id": [2],
+                          "internalization_frame": [3]})
+    fixed, _, n = repair_enclosure_swaps(labels, _tracks_of(labels), pairs, 2)
+    assert n == 1
+    assert set(np.unique(fixed[3:, 32, 30])) == {2}      # the inner cell keeps its id
+    assert set(np.unique(fixed[3:, 32, 16])) == {1}      # the ring is the host's
+
+
+def _pieces_movie() -> tuple[np.ndarray, pd.DataFrame]:
+    """An inner cell (track 5, frames 0-2) jumps 25 px into its host and is found
+    again as track 7 (frames 3-7). Nearer to 7's first position: track 6, lost a
+    frame earlier (ended at frame 1), and track 8, whose cell carries on as track
+    10 (same mask, new id) from frame 3."""
+    shape = (60, 100)
+    labels = np.zeros((8, *shape), np.int32)
+    for t in range(8):
+        if t <= 2:
+            labels[t][disc(shape, 30, 20, 5)] = 5
+            labels[t][disc(shape, 45, 45, 4)] = 8
+        else:
+            labels[t][disc(shape, 30, 45, 5)] = 7
+            labels[t][disc(shape, 45, 45, 4)] = 10
+        if t <= 1:
+            labels[t][disc(shape, 30, 38, 4)] = 6
+    rows = []
+    for t in range(8):
+        for i in np.unique(labels[t]):
+            if i:
+                yy, xx = np.nonzero(labels[t] == i)
+                rows.append((int(i), t, 0, yy.mean(), xx.mean()))
+    return labels, pd.DataFrame(rows, columns=["track_id", "frame", "parent_track_id",
+                                               "y_px", "x_px"])
+
+
+def test_stitching_takes_the_piece_that_ended_last_and_skips_cells_that_carry_on():
+    labels, tracks = _pieces_movie()
+    before = labels.copy()
+    pairs = pd.DataFrame({"inner_track_id": [7], "host_track_id": [9],
+                          "internalization_frame": [4]})
+    fixed, out, n = stitch_engulfments(labels, tracks, pairs, window=3, travel_px=30,
+                                       max_gap=1)
+    np.testing.assert_array_equal(labels, before)  # input not modified
+    assert n == 1
+    assert set(np.unique(fixed[3:, 30, 45])) == {5}     # track 7 is track 5's continuation
+    assert set(out.loc[out["track_id"] == 5, "frame"]) == set(range(8))
+    assert {6, 8, 10} <= set(out["track_id"])            # the others are untouched
 
 
 def test_demo_study_gt_labels_every_event_type(tmp_path):

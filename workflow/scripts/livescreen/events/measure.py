@@ -649,7 +649,11 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     the ids are exchanged from *t* on (in a
     copy of the labels and the table). Masks are compared with their holes
     filled: a host becomes a ring around its inner cell, and its filled
-    outline, not the ring, is what continues its earlier mask.
+    outline, not the ring, is what continues its earlier mask. A ring that
+    Cellpose left open by a pixel has no hole to fill: from the enclosure's
+    onset on, when the filled outlines do not call for an exchange, the
+    host's outline is read once more as its ring filled together with the
+    inner cell (at *t*, and before *t* in frames from the onset on).
 
     Parameters
     ----------
@@ -671,12 +675,27 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     swaps = []
     n_t = labels.shape[0]
 
-    def _before(crop: np.ndarray, tid: int, t: int) -> np.ndarray | None:
+    def _before(crop: np.ndarray, tid: int, t: int, closed_by: int = 0,
+                from_frame: int = 0) -> np.ndarray | None:
         for k in range(t - 1, max(-1, t - 3), -1):   # last presence, up to 2 frames back
             m = crop[k] == tid
             if m.any():
+                if closed_by and k >= from_frame:
+                    m = m | (crop[k] == closed_by)
                 return _filled(m)
         return None
+
+    def _says_swap(la, lb, pa, pb) -> bool:
+        # a track that starts at t (the tracker gave the host ring, or the
+        # inner cell, a new id) has no past: compare the other one's only
+        keep = (0.0 if pa is None else _iou(la, pa)) + (0.0 if pb is None else _iou(lb, pb))
+        swap = (0.0 if pa is None else _iou(lb, pa)) + (0.0 if pb is None else _iou(la, pb))
+        # sizes must agree too: after a real swap the host's id sits on the
+        # much smaller inner cell; an inner cell that moved fast into its
+        # host can otherwise overlap the host's earlier outline more than its own
+        keep_size = _size_change(la, pa) + _size_change(lb, pb)
+        swap_size = _size_change(lb, pa) + _size_change(la, pb)
+        return swap > keep + margin and swap_size < keep_size - SWAP_SIZE_MARGIN
 
     for p in pairs.itertuples(index=False):
         a, b, t0 = int(p.inner_track_id), int(p.host_track_id), int(p.internalization_frame)
@@ -691,21 +710,19 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
         xs = np.flatnonzero(near.any(axis=(0, 1)))
         crop = labels[:, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
         for t in range(lo, hi):
-            la, lb = crop[t] == a, crop[t] == b
+            ra, rb = crop[t] == a, crop[t] == b
             pa, pb = _before(crop, a, t), _before(crop, b, t)
-            if not (la.any() and lb.any()) or (pa is None and pb is None):
+            if not (ra.any() and rb.any()) or (pa is None and pb is None):
                 continue
-            la, lb = _filled(la), _filled(lb)
-            # a track that starts at t (the tracker gave the host ring, or the
-            # inner cell, a new id) has no past: compare the other one's only
-            keep = (0.0 if pa is None else _iou(la, pa)) + (0.0 if pb is None else _iou(lb, pb))
-            swap = (0.0 if pa is None else _iou(lb, pa)) + (0.0 if pb is None else _iou(la, pb))
-            # sizes must agree too: after a real swap the host's id sits on the
-            # much smaller inner cell; an inner cell that moved fast into its
-            # host can otherwise overlap the host's earlier outline more than its own
-            keep_size = _size_change(la, pa) + _size_change(lb, pb)
-            swap_size = _size_change(lb, pa) + _size_change(la, pb)
-            if swap > keep + margin and swap_size < keep_size - SWAP_SIZE_MARGIN:
+            la, lb = _filled(ra), _filled(rb)
+            said = _says_swap(la, lb, pa, pb)
+            if not said and t >= t0:
+                # an open ring (one pixel short of closing) fills to nothing:
+                # from the onset on, read the host's outline as its ring closed
+                # over the inner cell, too
+                said = _says_swap(la, _filled(ra | rb), pa,
+                                  _before(crop, b, t, closed_by=a, from_frame=t0))
+            if said:
                 swaps.append((a, b, t))
                 break
     if not swaps:
@@ -742,9 +759,13 @@ def _chain_back(labels: np.ndarray, tracks: pd.DataFrame, inner: int, span: pd.D
     """Tracks that the inner cell ``inner`` came through, latest first (itself excluded).
 
     A predecessor ended at most ``max_gap`` frames before the current piece
-    started, within ``travel_px`` of its first position (the parent the
-    tracker gave it, else the nearest), and its mask does not continue, by
-    overlap, into another track (then that track is the cell, not this piece).
+    started, within ``travel_px`` of its first position, and its mask does
+    not continue, by overlap, into another track (then that track is the
+    cell, not this piece). Of several, the parent the tracker gave the piece
+    is taken if it qualifies, else the one that ended last (fewest frames
+    missing), then the nearest: an inner cell crossing into its host leaves
+    its track one frame and is found the next, while a neighbour lost a frame
+    earlier may lie closer.
     """
     chain, cur = [], int(inner)
     while len(chain) <= window:
@@ -760,11 +781,15 @@ def _chain_back(labels: np.ndarray, tracks: pd.DataFrame, inner: int, span: pd.D
                       index=ended.index)
         d = d[d <= travel_px]
         par = int(span.at[cur, "parent"])
-        prev = par if par in d.index else (int(d.idxmin()) if len(d) else 0)
+        # the parent, else the piece that ended last (fewest frames missing),
+        # nearest first; a track whose mask continues into another is not a piece
+        gap = first - ended.loc[d.index, "last"]
+        order = [int(i) for _g, _d, i in sorted(zip(gap, d, d.index, strict=True))]
+        if par in order:
+            order = [par]
+        prev = next((i for i in order
+                     if _continues(labels, i, int(span.at[i, "last"]), first) in (0, cur)), 0)
         if prev == 0:
-            return chain
-        cont = _continues(labels, prev, int(span.at[prev, "last"]), first)
-        if cont and cont != cur:
             return chain
         chain.append(prev)
         cur = prev
@@ -781,9 +806,10 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     track ends and one or more new tracks start (the tracker's division step
     may even call the break a division). Walking back from each enclosed
     (inner) track, a predecessor is a track that ended at most ``max_gap``
-    frames before it started, within ``travel_px`` of its first position
-    (its parent if that qualifies, else the nearest), whose last mask does
-    not continue into another track by overlap (IoU >= 0.5). If the chain reaches back to a track
+    frames before it started, within ``travel_px`` of its first position,
+    whose last mask does not continue into another track by overlap (IoU >=
+    0.5); of several, its parent if that qualifies, else the one that ended
+    last, then the nearest (:func:`_chain_back`). If the chain reaches back to a track
     that ended no more than ``window`` frames before the enclosure began, the
     pieces are given the first piece's id (the rest of the chain's siblings
     lose their parent: there was no division).

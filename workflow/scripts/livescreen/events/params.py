@@ -56,7 +56,7 @@ class CellInCellParams(_Section):
     inside_fraction: float = Field(0.9, gt=0, le=1)
     min_duration_min: float = Field(8.0, ge=0)
     window_min: float = Field(30.0, ge=0)
-    travel_um: float = Field(30.0, ge=0)
+    travel_um: float = Field(40.0, ge=0)
     signal_fraction: float | None = Field(0.75, gt=0, le=1)
     signal_ring_um: float = Field(1.5, gt=0)
     signal_level: float = Field(0.35, gt=0, lt=1)
