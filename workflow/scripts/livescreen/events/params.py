@@ -80,8 +80,8 @@ class TrogocytosisParams(_Section):
     """Nibbling: effector gains target signal, or the target loses area without dying.
 
     ``carried_half_life_min``: label an effector still carries from earlier
-    nibbles is decayed to the contact's end with this half-life before the
-    gain is taken (None: not decayed).
+    nibbles is decayed with this half-life from the frames before the
+    contact to those where the gain is read (None: not decayed).
     """
 
     signal_gain_fraction: float = Field(0.08, gt=0)

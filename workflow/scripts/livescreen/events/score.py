@@ -784,8 +784,8 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
             ef = er["frame"].to_numpy(np.int64)
             ebusy = busy_frames.get(last_id, set())
             if away:  # this contact's own last frames count; contacts with others do not
-                lo, hi, skip = max(s, e_ - 1), e_ + grid.trog_signal_after, ebusy - set(
-                    range(s, e_ + 1))
+                lo, hi = max(s, e_ - 1), e_ + grid.trog_signal_after
+                skip = ebusy - set(range(s, e_ + 1))
             else:
                 lo, hi, skip = e_ + 1, e_ + W, ebusy
             post = _median_in(ef, er["adj"].to_numpy(float), lo, hi, skip)
