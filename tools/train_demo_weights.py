@@ -39,6 +39,7 @@ See docs/segmentation.md, "Demo training", for the recipes measured so far.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import shutil
@@ -60,10 +61,10 @@ log = logging.getLogger("train_demo_weights")
 #: Settings a recipe may override: ``segment.training`` numbers and the simulated set's size.
 RECIPE_KEYS = ("n_epochs", "nimg_per_epoch", "batch_size", "crop_px", "diam_mean_px",
                "learning_rate", "weight_decay", "sgd", "seed", "train_sites",
-               "train_frames_per_site", "normalize_percentiles", "initial_model")
+               "train_frames_per_site", "normalize_percentiles", "initial_model", "simulate")
 
 #: Recipe keys that are not ``segment.training`` settings.
-DATA_KEYS = ("train_sites", "train_frames_per_site", "normalize_percentiles")
+DATA_KEYS = ("train_sites", "train_frames_per_site", "normalize_percentiles", "simulate")
 
 #: Named recipes (overrides of the demo config's ``segment.training``).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -81,6 +82,19 @@ RECIPES: dict[str, dict[str, Any]] = {
     # models/demo/target.pth of commit 7e0b758 (docs/segmentation.md, "Demo training")
     "hires": {"initial_model": "resources/models/demo_training/target_17px.pth",
               "diam_mean_px": 30.0, "crop_px": 96, "n_epochs": 600, "train_sites": 24},
+    # fine-tune the committed 'hires' weights (models/demo/target.pth) at a fifth of
+    # the learning rate on 12 of the demo's own fields and 12 fields rich
+    # in cell-in-cell hosts (70 % of contacted targets engulfed, 20x the spontaneous
+    # rate), six frames per field: thin host rings are rare in the screen's fields
+    # (docs/segmentation.md, "Ring-rich fine-tuning": more hosts found, fewer
+    # cell-in-cell events on the demo's own masks; not installed)
+    "rings": {"initial_model": "models/demo/target.pth",
+              "diam_mean_px": 30.0, "crop_px": 96, "n_epochs": 600, "learning_rate": 0.02,
+              "train_sites": 24, "train_frames_per_site": 6,
+              "simulate": [{}, {"outcomes": {"baseline": {"kill": 0.15, "cell_in_cell": 0.7,
+                                                          "trogocytosis_only": 0.05,
+                                                          "evasion": 0.1}},
+                                "cell_in_cell": {"spontaneous_per_h": 0.08}}]},
 }
 
 #: Held-out frames of tests/test_segment_accuracy.py: 4 validation fields x 2 frames.
@@ -90,6 +104,48 @@ VALIDATION = (4, 2)
 def demo_config() -> dict:
     """The demo study's config (config/config.yaml)."""
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """A copy of ``base`` with ``overrides`` merged in, nested mappings key by key.
+
+    A recipe's ``simulate`` overrides change the simulated training fields only;
+    the held-out frames are always the demo config's.
+    """
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if key not in out:
+            raise SystemExit(f"recipe 'simulate' key '{key}' is not a simulate setting")
+        out[key] = (merged(out[key], value) if isinstance(value, dict)
+                    and isinstance(out[key], dict) else copy.deepcopy(value))
+    return out
+
+
+def training_fields(sim_cfg: dict, overrides: dict | list | None, sites: int
+                    ) -> list[tuple[dict, int]]:
+    """Simulation settings and number of fields of each part of a recipe's training set.
+
+    Parameters
+    ----------
+    sim_cfg : dict
+        The demo config's ``simulate`` section.
+    overrides : dict, list of dict or None
+        A recipe's ``simulate`` overrides. A list splits the ``sites`` training
+        fields evenly among its entries (``{}``: the demo's own settings); the
+        k-th part's seed is shifted by ``k * 100003``, so no two parts share a
+        field (and none is a held-out field: those are 1,000,026 seeds further on).
+    sites : int
+        Training fields in all.
+    """
+    parts = overrides if isinstance(overrides, list) else [overrides or {}]
+    if not parts or sites < len(parts):
+        raise SystemExit(f"{sites} training fields cannot be split into {len(parts)} parts")
+    out = []
+    for k, part in enumerate(parts):
+        cfg = merged(sim_cfg, part)
+        cfg["seed"] = int(cfg.get("seed", 0)) + 100_003 * k
+        out.append((cfg, sites // len(parts) + (k < sites % len(parts))))
+    return out
 
 
 def recipe_settings(config: dict, overrides: dict[str, Any]) -> tuple[dict, int, int]:
@@ -123,8 +179,10 @@ def recipe_settings(config: dict, overrides: dict[str, Any]) -> tuple[dict, int,
     if init and not Path(settings["initial_model"]).is_file():
         raise SystemExit(f"initial_model {settings['initial_model']} does not exist "
                          "(docs/segmentation.md, 'Demo training', says how to get it)")
-    return (settings, int(overrides.get("train_sites", sim["train_sites"])),
-            int(overrides.get("train_frames_per_site", sim["train_frames_per_site"])))
+    sites = int(overrides.get("train_sites", sim["train_sites"]))
+    training_fields(config["simulate"], overrides.get("simulate"), sites)  # bad keys fail now
+    return settings, sites, int(overrides.get("train_frames_per_site",
+                                              sim["train_frames_per_site"]))
 
 
 def save_fp16(src: Path, dst: Path) -> None:
@@ -172,8 +230,11 @@ def train_recipe(population: str, name: str, overrides: dict[str, Any], outdir: 
     settings, sites, frames = recipe_settings(config, overrides)
     params = eval_params(config, population)
     t0 = time.perf_counter()
-    images, masks = simulate_training_set(config["simulate"], config["imaging"], population,
-                                          "train", sites, frames)
+    images, masks = [], []
+    for sim_cfg, n in training_fields(config["simulate"], overrides.get("simulate"), sites):
+        more = simulate_training_set(sim_cfg, config["imaging"], population, "train", n, frames)
+        images += more[0]
+        masks += more[1]
     sim_s = time.perf_counter() - t0
     log.info("%s/%s: %d training frames (%d fields x %d) simulated in %.0f s; settings %s",
              population, name, len(images), sites, frames, sim_s, overrides or "(config)")
