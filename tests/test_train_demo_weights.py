@@ -13,7 +13,6 @@ sys.path.insert(0, str(REPO / "tools"))
 from train_demo_weights import (  # noqa: E402
     RECIPES,
     demo_config,
-    merged,
     recipe_settings,
     training_fields,
 )
@@ -42,10 +41,12 @@ def test_a_single_override_or_none_keeps_one_part():
     assert cfg["cell_in_cell"]["spontaneous_per_h"] == 0.1
 
 
-def test_unknown_simulate_keys_and_too_few_fields_are_refused():
+def test_unknown_simulate_keys_bad_values_and_too_few_fields_are_refused():
     sim = demo_config()["simulate"]
-    with pytest.raises(SystemExit, match="'cell_in_cel' is not a simulate setting"):
-        merged(sim, {"cell_in_cel": {"spontaneous_per_h": 0.1}})
+    with pytest.raises(SystemExit, match="'cell_in_cel' was unexpected"):
+        training_fields(sim, {"cell_in_cel": {"spontaneous_per_h": 0.1}}, 24)
+    with pytest.raises(SystemExit, match=r"part 1: simulate\.cell_in_cell\.inner_death_prob"):
+        training_fields(sim, [{}, {"cell_in_cell": {"inner_death_prob": 2}}], 24)
     with pytest.raises(SystemExit, match="cannot be split into 2 parts"):
         training_fields(sim, [{}, {}], 1)
 
@@ -55,5 +56,5 @@ def test_recipe_settings_check_the_simulate_overrides_before_training():
     settings, sites, frames = recipe_settings(config, RECIPES["rings"])
     assert (sites, frames) == (24, 6)
     assert settings["learning_rate"] == 0.02 and "simulate" not in settings
-    with pytest.raises(SystemExit, match="'outcome' is not a simulate setting"):
+    with pytest.raises(SystemExit, match="'outcome' was unexpected"):
         recipe_settings(config, {"simulate": [{}, {"outcome": {}}]})

@@ -39,7 +39,6 @@ See docs/segmentation.md, "Demo training", for the recipes measured so far.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import shutil
@@ -53,6 +52,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "workflow" / "scripts"
+CONFIG_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 if str(SCRIPTS) not in sys.path:  # livescreen without the editable install (e.g. a GPU node)
     sys.path.insert(0, str(SCRIPTS))
 
@@ -106,21 +106,6 @@ def demo_config() -> dict:
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
-def merged(base: dict, overrides: dict) -> dict:
-    """A copy of ``base`` with ``overrides`` merged in, nested mappings key by key.
-
-    A recipe's ``simulate`` overrides change the simulated training fields only;
-    the held-out frames are always the demo config's.
-    """
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if key not in out:
-            raise SystemExit(f"recipe 'simulate' key '{key}' is not a simulate setting")
-        out[key] = (merged(out[key], value) if isinstance(value, dict)
-                    and isinstance(out[key], dict) else copy.deepcopy(value))
-    return out
-
-
 def training_fields(sim_cfg: dict, overrides: dict | list | None, sites: int
                     ) -> list[tuple[dict, int]]:
     """Simulation settings and number of fields of each part of a recipe's training set.
@@ -130,19 +115,32 @@ def training_fields(sim_cfg: dict, overrides: dict | list | None, sites: int
     sim_cfg : dict
         The demo config's ``simulate`` section.
     overrides : dict, list of dict or None
-        A recipe's ``simulate`` overrides. A list splits the ``sites`` training
+        A recipe's ``simulate`` overrides, merged into ``sim_cfg`` and checked
+        against the workflow's config schema; they change the training fields
+        only, never the held-out frames. A list splits the ``sites`` training
         fields evenly among its entries (``{}``: the demo's own settings); the
         k-th part's seed is shifted by ``k * 100003``, so no two parts share a
         field (and none is a held-out field: those are 1,000,026 seeds further on).
     sites : int
         Training fields in all.
     """
+    import jsonschema
+
+    from livescreen.simulate.params import deep_merge
+
+    # the whole schema (its references are from the root), with no top-level key required
+    schema = {**yaml.safe_load(CONFIG_SCHEMA.read_text()), "required": []}
+    validator = jsonschema.Draft202012Validator(schema)
     parts = overrides if isinstance(overrides, list) else [overrides or {}]
     if not parts or sites < len(parts):
         raise SystemExit(f"{sites} training fields cannot be split into {len(parts)} parts")
     out = []
     for k, part in enumerate(parts):
-        cfg = merged(sim_cfg, part)
+        cfg = deep_merge(sim_cfg, part)
+        error = jsonschema.exceptions.best_match(validator.iter_errors({"simulate": cfg}))
+        if error is not None:  # the workflow's own schema: unknown keys, bad values
+            where = ".".join(map(str, error.absolute_path))
+            raise SystemExit(f"recipe 'simulate' part {k}: {where}: {error.message}")
         cfg["seed"] = int(cfg.get("seed", 0)) + 100_003 * k
         out.append((cfg, sites // len(parts) + (k < sites % len(parts))))
     return out
