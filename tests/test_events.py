@@ -206,6 +206,74 @@ def test_track_mergers_follow_the_cover_of_the_ended_mask():
     assert m2["frame"].tolist() == [4, 5]
 
 
+def test_track_mergers_start_at_a_gap_that_ends_in_the_same_merger():
+    """Inner cell 2 vanishes under 1 at frame 2, is seen as a piece at 3, merges for good at 4."""
+    tl, _ = _merger_scene(contact_frames=(), into=1)
+    tl[:2] = 0
+    for t in (0, 1):
+        tl[t][disc(tl.shape[1:], 40, 30, 10)] = 1
+        tl[t][disc(tl.shape[1:], 40, 50, 6)] = 2
+    tl[2:4] = 0
+    tl[2][disc(tl.shape[1:], 40, 40, 17)] = 1                # one object: 2 is gone
+    tl[3][disc(tl.shape[1:], 40, 40, 17)] = 1
+    tl[3][disc(tl.shape[1:], 40, 54, 3)] = 2                 # 2 back as a piece for a frame
+    m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    got = m[m["ended_track_id"] == 2]
+    assert got["frame"].tolist() == [2, 4, 5, 6, 7]
+    assert got["last_frame"].tolist() == [1, 3, 3, 3, 3] and set(got["into_track_id"]) == {1}
+    # the same gap, but 2 goes on as a cell of its own: no merger at all
+    tl2 = tl.copy()
+    for t in range(4, tl.shape[0]):
+        tl2[t] = 0
+        tl2[t][disc(tl.shape[1:], 40, 25, 10)] = 1
+        tl2[t][disc(tl.shape[1:], 40, 55, 6)] = 2
+    m2 = track_mergers(tl2, tracks_from_labels(tl2, None, "target"), min_cover=0.3)
+    assert m2.empty
+
+
+def test_track_mergers_look_past_a_piece_born_in_the_next_frame():
+    """Cell 2 ends at 3; at 4 a new piece (3) lies on its last place, from 5 on host 1 does."""
+    tl, _ = _merger_scene(contact_frames=(), into=1)
+    tl[4] = 0
+    tl[4][disc(tl.shape[1:], 40, 30, 10)] = 1
+    tl[4][disc(tl.shape[1:], 40, 50, 7)] = 3                 # a piece seen for one frame
+    m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    got = m[m["ended_track_id"] == 2]
+    assert got["frame"].tolist() == [5, 6, 7] and set(got["into_track_id"]) == {1}
+    assert (got["last_frame"] == 3).all()
+    # an object of an older track is taken as it is (here for one frame): not looked past
+    tl[3][disc(tl.shape[1:], 20, 20, 3)] = 3
+    m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    got = m[m["ended_track_id"] == 2]
+    assert got["frame"].tolist() == [4] and set(got["into_track_id"]) == {3}
+
+
+def _merged_pair():
+    """Scoring grid, a 3-frame merger of track 1 (ended at 3) into 2, and their states."""
+    grid = to_pixels_frames(event_params(), 1.0, 4.0)
+    mergers = pd.DataFrame({"frame": [4, 5, 6], "ended_track_id": 1, "into_track_id": 2,
+                            "last_frame": 3, "cover": 0.6})
+    states = pd.DataFrame({"target_track_id": [1, 2], "first_frame": 0, "last_frame": [3, 9],
+                           "near_border_end": False, "divided": False,
+                           "death_frame": -1}).set_index("target_track_id")
+    return grid, mergers, states
+
+
+@pytest.mark.parametrize("ends, inner", [((2, 0), 1), ((0, 2), 2), ((1, 1), 2), ((2, None), 1)])
+def test_merger_inner_cell_is_the_one_attacked_last(ends, inner):
+    """Both cells were attacked before the merger: the later contact marks the inner cell."""
+    from livescreen.events.score import merger_enclosures
+
+    grid, mergers, states = _merged_pair()
+    episodes = pd.DataFrame([(tid, 5 + tid, 0, end)
+                             for tid, end in zip((1, 2), ends, strict=True) if end is not None],
+                            columns=["target_track_id", "effector_track_id", "start_frame",
+                                     "end_frame"])
+    rows = merger_enclosures(mergers, states, episodes, grid)
+    assert set(rows["inner_track_id"]) == {inner}
+    assert set(rows["host_track_id"]) == {3 - inner}
+
+
 @pytest.mark.parametrize("contact_frames, merge_cover, into, inner", [
     (range(0, 3), 0.3, 2, 2),    # attacked cell and host became one object: cell-in-cell
     (range(0, 3), 0.3, 1, 2),    # ... carrying the host's id: the attacked cell's track ends
@@ -257,13 +325,8 @@ def test_merger_counts_at_the_edge_but_not_for_dead_or_dividing_cells(death_fram
 def test_merger_not_counted_when_a_free_cell_comes_out_of_the_merged_object():
     from livescreen.events.score import merger_enclosures
 
-    grid = to_pixels_frames(event_params(), 1.0, 4.0)
     # track 1 ended at 3 inside 2's mask (frames 4-6); 2 was attacked until frame 2
-    mergers = pd.DataFrame({"frame": [4, 5, 6], "ended_track_id": 1, "into_track_id": 2,
-                            "last_frame": 3, "cover": 0.6})
-    states = pd.DataFrame({"target_track_id": [1, 2], "first_frame": 0, "last_frame": [3, 9],
-                           "near_border_end": False, "divided": False,
-                           "death_frame": -1}).set_index("target_track_id")
+    grid, mergers, states = _merged_pair()
     episodes = pd.DataFrame({"target_track_id": [2], "effector_track_id": [5],
                              "start_frame": [0], "end_frame": [2]})
     # track 7 is born out of the merged object right after: the two came apart
@@ -277,6 +340,14 @@ def test_merger_not_counted_when_a_free_cell_comes_out_of_the_merged_object():
                         (births.assign(born_in_track_id=4), set())]:
         rows = merger_enclosures(mergers, states, episodes, grid, births=b, enclosed=enclosed)
         assert len(rows) == 3 and set(rows["inner_track_id"]) == {2}
+    # ... or is followed for one frame only: nothing shows that it came apart free
+    for last, n_rows in ((7, 3), (8, 0)):
+        born = pd.DataFrame({"first_frame": [7], "last_frame": [last], "near_border_end": False,
+                             "divided": False, "death_frame": -1},
+                            index=pd.Index([7], name="target_track_id"))
+        rows = merger_enclosures(mergers, pd.concat([states, born]), episodes, grid,
+                                 births=births, enclosed=set())
+        assert len(rows) == n_rows
 
 
 def test_never_contacted_target_inside_an_inner_cell_is_a_host_remnant():

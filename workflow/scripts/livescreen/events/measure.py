@@ -459,6 +459,43 @@ def _masks_in_frame(frame: np.ndarray, ids):
         yield x, box, frame[box] == x
 
 
+def _top_object(labels: np.ndarray, frame: int, box, mask: np.ndarray) -> tuple[int, float]:
+    """The object covering most of ``mask`` (within ``box``) in ``frame``, and its share."""
+    under = labels[frame][box][mask]
+    ids, cnt = np.unique(under[under > 0], return_counts=True)
+    if not ids.size:
+        return 0, 0.0
+    k = int(np.argmax(cnt))
+    return int(ids[k]), float(cnt[k]) / np.count_nonzero(mask)
+
+
+def _merger_rows(labels: np.ndarray, span: pd.DataFrame, x: int, last: int, box,
+                 mask: np.ndarray, min_cover: float, stop: int) -> list[tuple]:
+    """Rows of the merger of track ``x`` (last seen at ``last`` with ``mask``), frames < ``stop``.
+
+    The object over ``x``'s last mask in the next frame must already have
+    existed at ``last``. When that object is a track that begins in that
+    very frame (a piece, such as part of a host ring labelled apart for one
+    frame), the merger is read from the frame after instead: an inner cell
+    moving into its host can take a frame to come under the host's mask.
+    """
+    first = last + 1
+    y, _ = _top_object(labels, first, box, mask)
+    if y in span.index and int(span.at[y, "min"]) == first and first + 1 < stop:
+        first += 1
+        y, _ = _top_object(labels, first, box, mask)
+    if y == 0 or y == x or y not in span.index or int(span.at[y, "min"]) > last:
+        return []
+    n = np.count_nonzero(mask)
+    rows = []
+    for f in range(first, stop):
+        cover = np.count_nonzero(labels[f][box][mask] == y) / n
+        if cover < min_cover:
+            break
+        rows.append((f, x, y, last, cover))
+    return rows
+
+
 def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
                   ) -> pd.DataFrame:
     """Tracks whose cell went on inside another track's mask: two objects became one.
@@ -469,7 +506,18 @@ def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
     movie's last frame, the target covering most of its last mask in the next
     frame is found; it is a merger when that target already existed (its
     track started no later) and covers at least ``min_cover`` of the last
-    mask, and it lasts for as many frames as that stays so.
+    mask, and it lasts for as many frames as that stays so. (When the
+    target over the last mask is a track that only begins in that frame, a
+    piece labelled apart for a frame, the merger is read from the frame
+    after.)
+
+    A track can also vanish under the other object, come back for a frame or
+    a few as a piece (part of a host ring segmented apart again) and then end
+    in a merger into the same object: the merger began at the first
+    disappearance. Such gaps of a track (frames missing between two of its
+    frames), covered by the object that the track finally merges into, are
+    returned as rows of that merger too (``last_frame`` = the frame before
+    the gap). A gap that is not followed by such a merger is not a merger.
 
     Parameters
     ----------
@@ -496,20 +544,20 @@ def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
         for last, grp in ended.groupby("max"):
             last = int(last)
             for x, box, mask in _masks_in_frame(labels[last], grp.index.astype(int)):
-                under = labels[last + 1][box][mask]
-                ids, cnt = np.unique(under[under > 0], return_counts=True)
-                if not ids.size:
-                    continue
-                y = int(ids[np.argmax(cnt)])
-                if y not in span.index or int(span.at[y, "min"]) > last:
-                    continue
-                n = np.count_nonzero(mask)
-                for f in range(last + 1, n_t):
-                    cover = np.count_nonzero(labels[f][box][mask] == y) / n
-                    if cover < min_cover:
-                        break
-                    rows.append((f, x, y, last, cover))
-    out = pd.DataFrame(rows, columns=MERGER_COLUMNS)
+                rows += _merger_rows(labels, span, x, last, box, mask, min_cover, n_t)
+        into = {(r[1], r[2]) for r in rows}
+        frames = tracks[["track_id", "frame"]].drop_duplicates().sort_values(
+            ["track_id", "frame"])
+        for x, grp in frames.groupby("track_id"):
+            f = grp["frame"].to_numpy()
+            for a in f[:-1][np.diff(f) > 1]:
+                a = int(a)
+                nxt = int(f[f > a][0])
+                for _, box, mask in _masks_in_frame(labels[a], [int(x)]):
+                    gap = _merger_rows(labels, span, int(x), a, box, mask, min_cover, nxt)
+                    rows += [r for r in gap if (r[1], r[2]) in into]
+    out = pd.DataFrame(rows, columns=MERGER_COLUMNS).sort_values(
+        ["ended_track_id", "into_track_id", "frame"], ignore_index=True)
     return out.astype({c: np.int64 for c in MERGER_COLUMNS[:4]} | {"cover": float})
 
 

@@ -487,20 +487,34 @@ def drop_inner_pieces(states: pd.DataFrame, episodes: pd.DataFrame, births: pd.D
     return out
 
 
-def _contact_before(episodes: pd.DataFrame, target: int, frame: int, window: int) -> bool:
-    """Whether a contact of ``target`` ended before ``frame``, at most ``window`` frames."""
-    e = episodes[episodes["target_track_id"] == target]
-    return bool(((e["end_frame"] < frame) & (e["end_frame"] >= frame - window)).any())
+def _contact_end(episodes: pd.DataFrame, target: int, frame: int, window: int) -> int:
+    """Last frame of ``target``'s latest contact ending within ``window`` frames before ``frame``.
+
+    -1 when there is none.
+    """
+    e = episodes.loc[episodes["target_track_id"] == target, "end_frame"]
+    e = e[(e < frame) & (e >= frame - window)]
+    return int(e.max()) if len(e) else -1
 
 
-def _split_again(births: pd.DataFrame | None, into: int, end: int,
-                 enclosed: set[int]) -> list[int]:
-    """Tracks born out of ``into`` in the 2 frames after a merger's ``end``, never enclosed."""
+def _split_again(births: pd.DataFrame | None, into: int, end: int, enclosed: set[int],
+                 states: pd.DataFrame, min_frames: int) -> list[int]:
+    """Tracks born out of ``into`` in the 2 frames after a merger's ``end``, apart since.
+
+    Never enclosed (not in ``enclosed``) and, when in ``states``, followed for at
+    least ``min_frames`` frames.
+    """
     if births is None or births.empty:
         return []
     b = births[(births["born_in_track_id"] == into) & (births["frame"] > end)
                & (births["frame"] <= end + 2) & (births["cover"] >= BORN_INSIDE_MIN_COVER)]
-    return [int(z) for z in b["track_id"] if int(z) not in enclosed]
+    out = []
+    for z in b["track_id"].astype(int):
+        if z in enclosed or (z in states.index and int(states.at[z, "last_frame"])
+                             - int(states.at[z, "first_frame"]) + 1 < min_frames):
+            continue
+        out.append(z)
+    return out
 
 
 def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.DataFrame,
@@ -514,7 +528,11 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
     ``cic_min_frames`` (so it did not leave the field, even near the edge).
     Of the two cells, the one whose contact with an effector ended at most
     ``cic_window`` frames before the merger is the inner cell and the other
-    its host (the attack triggers the engulfment of the attacked cell).
+    its host (the attack triggers the engulfment of the attacked cell); when
+    both had such a contact, the one whose contact ended later (the
+    engulfment follows the attack within minutes). The merger starts at the
+    earliest ``last_frame`` of its rows (a gap of the ended track before its
+    end, :func:`livescreen.events.measure.track_mergers`).
     Weaker evidence than a visible host, so stricter than
     :func:`encounter_outcomes`' window: the contact must have ended (a merger
     during a contact is often the effector pushing two cells together), and
@@ -523,10 +541,12 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
     engulfment). With ``births``: when, within 2 frames after the merger
     ends, a track is born out of the merged object
     (:func:`livescreen.events.measure.track_births`, cover >=
-    :data:`BORN_INSIDE_MIN_COVER`) and is never enclosed (not in
-    ``enclosed``), the two cells came apart again, free: they were only
-    segmented together, and the merger is not counted. An inner cell seen
-    again inside its host is enclosed there.
+    :data:`BORN_INSIDE_MIN_COVER`), is followed for at least
+    ``cic_min_frames`` frames and is never enclosed (not in ``enclosed``),
+    the two cells came apart again, free: they were only segmented
+    together, and the merger is not counted. An inner cell seen again
+    inside its host is enclosed there; a track seen only in the movie's
+    last frame shows neither.
 
     Parameters
     ----------
@@ -552,18 +572,19 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
     rows = []
     for (x, y), grp in mergers.groupby(["ended_track_id", "into_track_id"], sort=True):
         x, y = int(x), int(y)
-        last = int(grp["last_frame"].iloc[0])
+        last = int(grp["last_frame"].min())
         if len(grp) < grid.cic_min_frames or x not in states.index:
             continue
         st = states.loc[x]
         if int(st["death_frame"]) >= 0 or bool(st["divided"]):
             continue
-        inner, host = ((y, x) if _contact_before(episodes, y, last + 1, grid.cic_window)
-                       else (x, y) if _contact_before(episodes, x, last + 1, grid.cic_window)
-                       else (0, 0))
-        if inner == 0:
+        end_y = _contact_end(episodes, y, last + 1, grid.cic_window)
+        end_x = _contact_end(episodes, x, last + 1, grid.cic_window)
+        if max(end_x, end_y) < 0:
             continue
-        apart = _split_again(births, y, int(grp["frame"].max()), enclosed or set())
+        inner, host = (y, x) if end_y >= end_x else (x, y)
+        apart = _split_again(births, y, int(grp["frame"].max()), enclosed or set(), states,
+                             grid.cic_min_frames)
         if apart:
             log.info("merger of tracks %d and %d not counted: track(s) %s came out of the "
                      "merged object free after it", x, y, apart)
