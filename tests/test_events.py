@@ -26,7 +26,12 @@ from livescreen.events.measure import (
     track_births,
     track_mergers,
 )
-from livescreen.events.validate import match_events, summarize, validate_gt_labels
+from livescreen.events.validate import (
+    match_events,
+    summarize,
+    truth_events,
+    validate_gt_labels,
+)
 from livescreen.features import channel_names, object_features
 from livescreen.track import tracks_table
 
@@ -744,6 +749,22 @@ def test_matching_counts_tp_fp_fn_and_ignores_unobservable():
     s = summarize(match_events(truth, pred, tolerance=2)).set_index("event").loc["kill"]
     assert (s["tp"], s["fp"], s["fn"], s["ignored"]) == (1, 1, 1, 1)
     assert s["median_onset_error_frames"] == 1
+
+
+def test_internalisation_too_late_to_be_sustained_is_not_observable():
+    # 36 frames, enclosure sustained >= 2 frames: an inner cell internalised in
+    # the last frame cannot be called by the rule; one a frame earlier can
+    fates = pd.DataFrame({"target_track_id": [1, 2, 3], "effector_track_id": [4, 4, 0],
+                          "outcome": "cell_in_cell", "internalization_frame": [34, 35, -1],
+                          "death_frame": -1, "last_frame": 35, "end_reason": "movie_end"})
+    enc = pd.DataFrame(columns=["target_track_id", "effector_track_id", "start_frame",
+                                "end_frame", "outcome", "trogocytosis"])
+    te = truth_events(enc, fates, n_frames=36, survive_frames=3, cic_frames=2)
+    assert te.set_index("target_track_id")["observable"].to_dict() == {1: True, 2: False,
+                                                                        3: False}
+    te1 = truth_events(enc, fates, n_frames=36, survive_frames=3)
+    assert te1.set_index("target_track_id")["observable"].to_dict() == {1: True, 2: True,
+                                                                         3: False}
 
 
 # ------------------------------------------------------------------ ground truth

@@ -14,7 +14,9 @@ Matching rule (docs/events.md):
    onset difference first, each event used once.
 3. **Observability.** A true event whose phenotype falls outside the movie
    (a kill whose death frame is after the last frame, an internalisation
-   after the last frame, an evasion / nibbling whose target is not followed
+   after the last frame or too late to be seen sustained for
+   ``cell_in_cell.min_duration_min``, e.g. in the movie's last frame, an
+   evasion / nibbling whose target is not followed
    ``survive`` frames after the contact, nibbling of a censored encounter) is
    *not observable*: it is not counted as missed, and a prediction matched to
    it, or on the same target and of the same type, is not counted either.
@@ -140,8 +142,23 @@ def _frame(rows: list) -> pd.DataFrame:
 
 
 def truth_events(encounters: pd.DataFrame, fates: pd.DataFrame, n_frames: int,
-                 survive_frames: int) -> pd.DataFrame:
-    """True events (:data:`EVENT_COLUMNS`) from the simulator's encounters and fates tables."""
+                 survive_frames: int, cic_frames: int = 1) -> pd.DataFrame:
+    """True events (:data:`EVENT_COLUMNS`) from the simulator's encounters and fates tables.
+
+    Parameters
+    ----------
+    encounters, fates : pandas.DataFrame
+        The simulator's truth tables.
+    n_frames : int
+        Movie length.
+    survive_frames : int
+        Frames a target must be followed after an evasion / nibbling contact
+        for that outcome to be observable.
+    cic_frames : int, optional
+        Shortest sustained enclosure (frames): an internalisation later than
+        ``n_frames - cic_frames`` cannot be seen sustained and is not
+        observable.
+    """
     last = n_frames - 1
     fate = fates.set_index("target_track_id")
     rows = []
@@ -161,8 +178,9 @@ def truth_events(encounters: pd.DataFrame, fates: pd.DataFrame, n_frames: int,
                              last, int(f["last_frame"]))))
     for f in fates.itertuples(index=False):
         if f.outcome == "cell_in_cell":
+            onset = int(f.internalization_frame)
             rows.append(("cell_in_cell", int(f.target_track_id), int(f.effector_track_id),
-                         int(f.internalization_frame), int(f.internalization_frame) >= 0))
+                         onset, 0 <= onset <= n_frames - max(1, cic_frames)))
         elif f.outcome == "died":
             rows.append(("died", int(f.target_track_id), 0, int(f.death_frame),
                          int(f.death_frame) >= 0))
@@ -290,7 +308,8 @@ def summarize(matches: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
 def validate_site(tables: Mapping[str, pd.DataFrame], truth: Mapping[str, pd.DataFrame],
                   pred_labels: Mapping[str, np.ndarray], true_labels: Mapping[str, np.ndarray],
                   *, n_frames: int, survive_frames: int, tolerance: int,
-                  iou_min: float = 0.5, contact_effectors: bool = True) -> pd.DataFrame:
+                  iou_min: float = 0.5, contact_effectors: bool = True,
+                  cic_frames: int = 1) -> pd.DataFrame:
     """Match one site's predicted events to its true events (:func:`match_events` rows).
 
     Parameters
@@ -307,11 +326,14 @@ def validate_site(tables: Mapping[str, pd.DataFrame], truth: Mapping[str, pd.Dat
     contact_effectors : bool, optional
         Identify an encounter's effector by its masks during the contact
         (default) rather than by its whole track (:func:`predicted_events`).
+    cic_frames : int, optional
+        Shortest sustained enclosure in frames (:func:`truth_events`).
     """
     pairs = {pop: frame_pairs(pred_labels[pop], true_labels[pop], iou_min)
              for pop in ("target", "effector")}
     maps = {pop: _majority(p) for pop, p in pairs.items()}
-    te = truth_events(truth["encounters"], truth["fates"], n_frames, survive_frames)
+    te = truth_events(truth["encounters"], truth["fates"], n_frames, survive_frames,
+                      cic_frames)
     pe = predicted_events(tables["encounters"], tables["fates"], maps["target"],
                           maps["effector"], pairs["effector"] if contact_effectors else None)
     return match_events(te, pe, tolerance)
@@ -366,7 +388,8 @@ def validate_gt_labels(truth: Mapping, movie, *, imaging: Mapping, track_cfg: Ma
                          survive_frames=grid.survive_frames,
                          tolerance=int(round(params.validation.onset_tolerance_min
                                              / imaging["frame_interval_min"])),
-                         iou_min=params.validation.iou_min)
+                         iou_min=params.validation.iou_min,
+                         cic_frames=grid.cic_min_frames)
 
 
 def validate_outputs(events_dir, track_dir, truth: Mapping, *, imaging: Mapping,
@@ -388,7 +411,8 @@ def validate_outputs(events_dir, track_dir, truth: Mapping, *, imaging: Mapping,
                          survive_frames=grid.survive_frames,
                          tolerance=int(round(params.validation.onset_tolerance_min
                                              / imaging["frame_interval_min"])),
-                         iou_min=params.validation.iou_min)
+                         iou_min=params.validation.iou_min,
+                         cic_frames=grid.cic_min_frames)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
