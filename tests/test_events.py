@@ -16,6 +16,7 @@ from livescreen.events import (
     to_pixels_frames,
 )
 from livescreen.events.measure import (
+    drop_objects,
     frame_contacts,
     frame_effector_signal,
     frame_enclosures,
@@ -834,6 +835,62 @@ def test_enclosure_swap_gives_the_host_its_id_back(host_after):
     assert set(np.unique(fixed[3:][:, ring])) == {1}  # the host keeps id 1 throughout
     assert set(np.unique(fixed[3:, 32, 30])) == {host_after}  # the inner takes the other
     assert set(tracks.loc[tracks["frame"] >= 3, "track_id"]) == {1, host_after}
+
+
+def _linked(labels: np.ndarray, parents: dict[int, int]) -> pd.DataFrame:
+    tracks = _tracks_of(labels)
+    tracks["parent_track_id"] = tracks["track_id"].map(lambda t: parents.get(t, 0))
+    tracks["root_track_id"] = tracks["track_id"].map(lambda t: parents.get(t) or t)
+    tracks["generation"] = (tracks["parent_track_id"] > 0).astype(int)
+    return tracks
+
+
+def _lineage_of(tracks: pd.DataFrame) -> dict[int, tuple[int, int, int]]:
+    g = tracks.groupby("track_id")
+    return {int(t): (int(r.parent_track_id), int(r.root_track_id), int(r.generation))
+            for t, r in g[["parent_track_id", "root_track_id", "generation"]].first().iterrows()
+            if g.get_group(t)[["parent_track_id", "root_track_id", "generation"]]
+            .nunique().max() == 1}
+
+
+def test_enclosure_swap_moves_a_division_with_its_masks():
+    """The tracker's host track (2, the ring from frame 3) ends at frame 5 and
+    divides into 7 and 8; once the ring is given back to track 1, the division
+    is track 1's: track 2 (now the inner cell) lives on to frame 7 and cannot be
+    the parent of tracks starting at frame 6 (the P8 D02 1 crash)."""
+    labels = np.concatenate([_engulfment_movie(inner_id_after=1, host_id_after=2),
+                             np.zeros((2, 64, 80), np.int32)])
+    yy, xx = np.mgrid[:64, :80]
+    for t in (6, 7):
+        labels[t][(yy - 32) ** 2 + (xx - 30) ** 2 <= 5 ** 2] = 1
+        labels[t][((yy - 32) ** 2 + (xx - 12) ** 2 <= 6 ** 2)] = 7
+        labels[t][((yy - 32) ** 2 + (xx - 48) ** 2 <= 6 ** 2)] = 8
+    pairs = pd.DataFrame({"inner_track_id": [1], "host_track_id": [2],
+                          "internalization_frame": [3]})
+    fixed, tracks, n = repair_enclosure_swaps(labels, _linked(labels, {7: 2, 8: 2}), pairs, 2)
+    assert n == 1
+    assert set(np.unique(fixed[6:, 32, 30])) == {2}       # the inner cell, from frame 3 on
+    lineage = _lineage_of(tracks)
+    assert lineage[7] == lineage[8] == (1, 1, 1)
+    assert lineage[1] == (0, 1, 0) and lineage[2] == (0, 2, 0)
+    assert tracks.loc[tracks["track_id"] == 1, "frame"].max() == 5
+
+
+def test_dropped_parent_leaves_its_children_without_one():
+    """A mother whose every object is left out (an effector's picked-up label)
+    is no one's parent: her daughters become roots of their own."""
+    labels = np.zeros((4, 20, 20), np.int32)
+    labels[:2, 5:9, 5:9] = 1
+    labels[2:, 2:5, 5:9], labels[2:, 10:13, 5:9] = 2, 3
+    labels[:, 15:18, 15:18] = 4
+    tracks = _linked(labels, {2: 1, 3: 1})
+    before = tracks.copy()
+    objects = pd.DataFrame({"frame": [0, 1], "track_id": [1, 1]})
+    fixed, out = drop_objects(labels, tracks, objects)
+    pd.testing.assert_frame_equal(tracks, before)          # input not modified
+    assert not (fixed == 1).any()
+    lineage = _lineage_of(out)
+    assert lineage[2] == (0, 2, 0) and lineage[3] == (0, 3, 0) and lineage[4] == (0, 4, 0)
 
 
 def test_target_leaving_across_the_border_is_not_nibbled():

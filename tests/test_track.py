@@ -15,6 +15,7 @@ from livescreen.track import (
     check_napari_tracks,
     new_tracker,
     relabel_by_track,
+    relink,
     to_napari,
     track_site,
     write_tracks,
@@ -412,3 +413,22 @@ def test_relink_by_brightness_area_guard_and_inputs_untouched():
     # a track that ended by dividing is not a candidate
     assert relink_by_brightness(feats, of, {1: 0, 2: 0, 3: 2}, "intensity_mean_target",
                                 0.1, 0.05, 25.0, 3)[2] == 0
+
+
+def test_relink_clears_parents_that_do_not_end_before_their_child():
+    """After ids were edited, a parent that lives on past its child's start is no
+    parent; a grandchild's root and generation follow the cleared link."""
+    rows = [(1, f, 0) for f in range(6)] + [(2, f, 1) for f in range(3, 6)] \
+        + [(3, f, 2) for f in range(6, 8)] + [(4, f, 9) for f in range(2)] \
+        + [(5, f, 4) for f in range(2, 4)]
+    tracks = pd.DataFrame(rows, columns=["track_id", "frame", "parent_track_id"])
+    tracks["root_track_id"], tracks["generation"] = 1, 2
+    before = tracks.copy()
+    out = relink(tracks)
+    pd.testing.assert_frame_equal(tracks, before)
+    lineage = out.groupby("track_id")[["parent_track_id", "root_track_id", "generation"]].first()
+    assert lineage.loc[2].tolist() == [0, 2, 0]       # track 1 lives on from frame 3
+    assert lineage.loc[3].tolist() == [2, 2, 1]       # track 2 ends at 5, 3 starts at 6
+    assert lineage.loc[4].tolist() == [0, 4, 0]       # track 9 is not in the table
+    assert lineage.loc[5].tolist() == [4, 4, 1]
+    assert TracksTable.parents_exist(out)

@@ -215,6 +215,53 @@ def _lineage(track_ids: np.ndarray, parents: Mapping[int, int]) -> tuple[dict, d
     return root, gen
 
 
+def relink(tracks: pd.DataFrame) -> pd.DataFrame:
+    """Lineage columns made consistent after track ids were edited.
+
+    The scorer's identity repairs (exchanged or joined ids, objects left out)
+    edit a tracks table row by row; this restores the lineage contract of
+    :class:`TracksTable`. Each track takes the parent of its first row; a
+    parent that is no longer in the table, or that does not end before its
+    child starts, is cleared (0: the track no longer starts by division);
+    ``root_track_id`` and ``generation`` are recomputed from the parents.
+
+    Parameters
+    ----------
+    tracks : pandas.DataFrame
+        Tracks table. Not modified. Without a ``parent_track_id`` column it is
+        returned as is.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with consistent ``parent_track_id``, ``root_track_id`` and
+        ``generation`` (the same rows in the same order).
+    """
+    if "parent_track_id" not in tracks or tracks.empty:
+        return tracks
+    out = tracks.copy()
+    g = out.sort_values("frame", kind="stable").groupby("track_id")
+    span = pd.DataFrame({"first": g["frame"].min(), "last": g["frame"].max(),
+                         "parent": g["parent_track_id"].first().astype(np.int64)})
+    par = span["parent"]
+    known = par.isin(span.index) & (par > 0)
+    ends = span["last"].reindex(par.where(known, span.index[0])).to_numpy()
+    valid = known & (ends < span["first"].to_numpy())
+    cleared = span.index[(par > 0) & ~valid]
+    if len(cleared):
+        log.info("track(s) %s: parent no longer ends before the track starts after the "
+                 "identity repairs; parent cleared", [int(t) for t in cleared])
+    parents = par.where(valid, 0).astype(np.int64)
+    root, gen = _lineage(span.index.to_numpy(), {int(k): int(v) for k, v in parents.items()})
+    ids = out["track_id"].astype(np.int64)
+    out["parent_track_id"] = ids.map(parents).astype(np.int64)
+    if "root_track_id" in out:
+        out["root_track_id"] = ids.map(root).astype(np.int64)
+    if "generation" in out:
+        out["generation"] = ids.map(gen).astype(np.int64)
+    return out
+
+
 def split_divisions(features: pd.DataFrame, track_of: np.ndarray, parents: dict[int, int],
                     max_separation_px: float, tolerance_px: float) -> tuple[np.ndarray, dict]:
     """Turn "mother continues into one daughter" into a division.

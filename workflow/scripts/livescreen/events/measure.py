@@ -22,6 +22,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import expand_labels
 
 from livescreen.features import boundary_contacts
+from livescreen.track import relink
 
 log = logging.getLogger(__name__)
 
@@ -668,7 +669,11 @@ def targets_under_effectors(target_labels: np.ndarray, effector_labels: np.ndarr
 
 def drop_objects(labels: np.ndarray, tracks: pd.DataFrame, objects: pd.DataFrame
                  ) -> tuple[np.ndarray, pd.DataFrame]:
-    """Copies of ``labels`` and ``tracks`` without ``objects`` (``frame, track_id``)."""
+    """Copies of ``labels`` and ``tracks`` without ``objects`` (``frame, track_id``).
+
+    A track left without rows is no longer anyone's parent
+    (:func:`livescreen.track.relink`).
+    """
     if objects.empty:
         return labels, tracks
     labels = labels.copy()
@@ -677,7 +682,7 @@ def drop_objects(labels: np.ndarray, tracks: pd.DataFrame, objects: pd.DataFrame
         labels[int(t)][sel] = 0
     key = pd.MultiIndex.from_frame(objects[["frame", "track_id"]])
     drop = pd.MultiIndex.from_arrays([tracks["frame"], tracks["track_id"]]).isin(key)
-    return labels, tracks.loc[~drop].reset_index(drop=True)
+    return labels, relink(tracks.loc[~drop].reset_index(drop=True))
 
 
 def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataFrame,
@@ -702,6 +707,10 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     onset on, when the filled outlines do not call for an exchange, the
     host's outline is read once more as its ring filled together with the
     inner cell (at *t*, and before *t* in frames from the onset on).
+    Each cell keeps its own parent; a track the tracker started by division
+    from one of the two follows the masks it came from, now under the other
+    id, and the lineage columns are made consistent
+    (:func:`livescreen.track.relink`).
 
     Parameters
     ----------
@@ -777,16 +786,27 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
         return labels, tracks, 0
     labels = labels.copy()
     tracks = tracks.copy()
+    linked = "parent_track_id" in tracks
     for a, b, t in swaps:
         seg = labels[t:]
         ma, mb = seg == a, seg == b
         seg[ma], seg[mb] = b, a
+        if linked:      # a cell keeps its own parent; the masks' children follow the masks
+            own = tracks.sort_values("frame", kind="stable").groupby("track_id")[
+                "parent_track_id"].first()
+            ca = (tracks["parent_track_id"] == a) & ~tracks["track_id"].isin((a, b))
+            cb = (tracks["parent_track_id"] == b) & ~tracks["track_id"].isin((a, b))
+            tracks.loc[ca, "parent_track_id"], tracks.loc[cb, "parent_track_id"] = b, a
         ra = (tracks["track_id"] == a) & (tracks["frame"] >= t)
         rb = (tracks["track_id"] == b) & (tracks["frame"] >= t)
         tracks.loc[ra, "track_id"], tracks.loc[rb, "track_id"] = b, a
+        if linked:
+            for tid in (a, b):
+                tracks.loc[tracks["track_id"] == tid, "parent_track_id"] = own.get(tid, 0)
         log.info("tracks %d and %d exchanged identities at frame %d (cell-in-cell); repaired",
                  a, b, t)
-    tracks = tracks.sort_values(["track_id", "frame"], kind="stable").reset_index(drop=True)
+    tracks = relink(tracks.sort_values(["track_id", "frame"], kind="stable")
+                    .reset_index(drop=True))
     return labels, tracks, len(swaps)
 
 
@@ -860,7 +880,8 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     last, then the nearest (:func:`_chain_back`). If the chain reaches back to a track
     that ended no more than ``window`` frames before the enclosure began, the
     pieces are given the first piece's id (the rest of the chain's siblings
-    lose their parent: there was no division).
+    lose their parent: there was no division; roots and generations are
+    recomputed by :func:`livescreen.track.relink`).
 
     Parameters
     ----------
@@ -919,7 +940,8 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     tracks.loc[tracks["track_id"].isin(list(rename.values())), "parent_track_id"] = (
         tracks.loc[tracks["track_id"].isin(list(rename.values()))].groupby("track_id")[
             "parent_track_id"].transform("first"))
-    tracks = tracks.sort_values(["track_id", "frame"], kind="stable").reset_index(drop=True)
+    tracks = relink(tracks.sort_values(["track_id", "frame"], kind="stable")
+                    .reset_index(drop=True))
     for root in sorted(set(rename.values())):
         log.info("engulfment: tracks %s joined into track %d (the inner cell moved into its "
                  "host)", sorted(k for k, v in rename.items() if v == root), root)
