@@ -14,7 +14,7 @@ workflow's own masks) and prints precision / recall per event type and source.
 Needs a finished demo run in the repository (``resources/models/trained``: its
 Cellpose weights are reused, not retrained). About 13 min on 2 CPU cores.
 
-    .venv/bin/python bench/heldout_events.py [--plate P9] [--cores 2] [--work DIR]
+    .venv/bin/python bench/heldout_events.py [--plate P9] [--cores 2] [--work DIR] [--rescore]
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=None,
                     help="run directory (default /tmp/livescreen-heldout-PLATE; reused if "
                          "it exists: the workflow then only does what is missing)")
+    ap.add_argument("--rescore", action="store_true",
+                    help="rerun score_events and validation in a reused run directory "
+                         "(Snakemake does not see changes to the livescreen library)")
     args = ap.parse_args(argv)
     work = (args.work or Path(f"/tmp/livescreen-heldout-{args.plate}")).resolve()
     trained = REPO / "resources" / "models" / "trained"
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         sheet = rename_plate(work / "config" / "samples.tsv", args.plate)
         print(f"copied the working tree to {work}; {len(sheet)} sites on plate {args.plate}")
     cmd = [sys.executable, "-m", "snakemake", "--cores", str(args.cores),
+           *(["--forcerun", "score_events"] if args.rescore else []),
            "results/validation/events.parquet"]
     print("running:", " ".join(cmd), f"(in {work})", flush=True)
     if subprocess.run(cmd, cwd=work).returncode:

@@ -837,6 +837,60 @@ def test_enclosure_swap_gives_the_host_its_id_back(host_after):
     assert set(tracks.loc[tracks["frame"] >= 3, "track_id"]) == {1, host_after}
 
 
+def _crescent_movie() -> np.ndarray:
+    """Host (id 1, r 11 px) and a target of its size (id 2) coming in from the
+    right. At frame 3 the target has moved half onto the host's place and the
+    host is a crescent around it: the tracker gives the host's id to the
+    target, a new id (3) to the crescent, and ends track 2; from frame 4 the
+    ring is closed around the inner cell (the P8 D02 42 pattern)."""
+    shape = (64, 90)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    disk = lambda cy, cx, r: (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r  # noqa: E731
+    labels = np.zeros((6, *shape), np.int32)
+    for t in range(3):
+        labels[t][disk(32, 30, 11)] = 1
+        labels[t][disk(32, 53 - 2 * t, 11)] = 2
+    labels[3][disk(32, 30, 13) & ~disk(32, 38, 11)] = 3
+    labels[3][disk(32, 38, 10)] = 1
+    for t in (4, 5):
+        labels[t][disk(32, 32, 14) & ~disk(32, 33, 10)] = 3
+        labels[t][disk(32, 33, 9)] = 1
+    return labels
+
+
+def test_host_id_going_over_long_before_the_onset_is_left_alone():
+    """Three or more frames before the ring closes (here the onset is put at
+    frame 5) the objects are not yet host and inner: on the held-out plate
+    P8's own masks (D02) such a relabelling moved a merged host+inner object
+    onto the inner cell's track and the onset 4 frames late."""
+    labels = _crescent_movie()
+    pairs = pd.DataFrame({"inner_track_id": [1], "host_track_id": [3],
+                          "internalization_frame": [5]})
+    fixed, _, n = repair_enclosure_swaps(labels, _linked(labels, {}), pairs, 3)
+    assert n == 0
+    np.testing.assert_array_equal(fixed, labels)
+
+
+def test_host_id_gone_over_to_the_inner_cell_is_given_back():
+    """The crescent continues the host's earlier outline better than the inner
+    cell does (IoU 0.42 vs 0.32), and together with the inner cell's own ended
+    track (0.22) better by more than the margin; sizes alone do not call for an
+    exchange (the crescent shrank as much as the inner cell). The inner cell
+    continues track 2, the host keeps id 1, and track 3 is gone."""
+    labels = _crescent_movie()
+    pairs = pd.DataFrame({"inner_track_id": [1], "host_track_id": [3],
+                          "internalization_frame": [4]})
+    fixed, tracks, n = repair_enclosure_swaps(labels, _linked(labels, {}), pairs, 2)
+    assert n == 1
+    inner, host = labels == 1, labels == 3
+    assert set(fixed[3:][inner[3:]]) == {2}
+    assert set(fixed[3:][host[3:]]) == {1}
+    assert set(fixed[:3][inner[:3]]) == {1}              # the host before frame 3
+    assert sorted(tracks["track_id"].unique()) == [1, 2]
+    assert tracks.groupby("track_id")["frame"].agg(["min", "max"]).to_numpy().tolist() == [
+        [0, 5], [0, 5]]
+
+
 def _linked(labels: np.ndarray, parents: dict[int, int]) -> pd.DataFrame:
     tracks = _tracks_of(labels)
     tracks["parent_track_id"] = tracks["track_id"].map(lambda t: parents.get(t, 0))

@@ -685,6 +685,49 @@ def drop_objects(labels: np.ndarray, tracks: pd.DataFrame, objects: pd.DataFrame
     return labels, relink(tracks.loc[~drop].reset_index(drop=True))
 
 
+def _inner_before(crop: np.ndarray, la: np.ndarray, lb: np.ndarray, pa: np.ndarray, t: int,
+                  last: pd.Series, pair: tuple[int, int], margin: float) -> int:
+    """The inner cell's own track, when the host's id went over to it at frame ``t``.
+
+    ``la`` / ``lb`` are the filled masks at ``t`` of the inner cell (carrying
+    the host's id) and of the host ring (a new id, no past), ``pa`` the last
+    earlier mask of the host's id. A track ``c`` that ended within 2 frames
+    before ``t`` (and never comes back) is the inner cell's own track when
+    the ring continues the host's earlier outline better than the inner cell
+    does and better than it continues ``c``'s last mask, and when ring and
+    inner cell together continue the two earlier masks (host's id -> ring,
+    ``c`` -> inner cell) better, by more than ``margin`` in summed IoU, than
+    the other reading does (host's id -> inner cell, ``c`` -> ring: ``c``
+    was the host's own track and the inner cell kept its id). Of several
+    ended tracks, the one whose last mask overlaps the inner cell most is
+    tried. Sizes cannot decide here: the inner cell moves onto the host's
+    earlier place, and the host, a crescent or thin ring, changes size as
+    much as the inner cell does.
+
+    Returns
+    -------
+    int
+        The inner cell's own track id, else 0.
+    """
+    keep, ring = _iou(la, pa), _iou(lb, pa)
+    if ring <= keep:
+        return 0
+    ended = {int(i) for k in (t - 1, t - 2) if k >= 0 for i in np.unique(crop[k])
+             if i and int(i) not in pair and last.get(int(i), t) < t}
+    best, best_iou, best_host = 0, 0.0, 0.0
+    for c in sorted(ended):
+        pc = _filled(next(crop[k] == c for k in (t - 1, t - 2)
+                          if k >= 0 and (crop[k] == c).any()))
+        v = _iou(la, pc)
+        if v > best_iou:
+            best, best_iou, best_host = c, v, _iou(lb, pc)
+    log.debug("frame %d: ring/host %.2f, inner/host %.2f, inner/%d %.2f, ring/%d %.2f", t, ring,
+              keep, best, best_iou, best, best_host)
+    if ring <= best_host:       # the ring continues the ended track at least as well
+        return 0
+    return best if ring + best_iou > keep + best_host + margin else 0
+
+
 def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataFrame,
                            search_frames: int, margin: float = 0.1
                            ) -> tuple[np.ndarray, pd.DataFrame, int]:
@@ -707,6 +750,11 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     onset on, when the filled outlines do not call for an exchange, the
     host's outline is read once more as its ring filled together with the
     inner cell (at *t*, and before *t* in frames from the onset on).
+    When neither reading calls for an exchange and the host ring has no past
+    (a new id, from the frame before the onset on), the host's id may have
+    gone over to the inner cell while the inner cell's own track ended: that
+    track then continues with the inner cell and the ring takes the host's
+    id back (:func:`_inner_before`).
     Each cell keeps its own parent; a track the tracker started by division
     from one of the two follows the masks it came from, now under the other
     id, and the lineage columns are made consistent
@@ -731,6 +779,7 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     """
     swaps = []
     n_t = labels.shape[0]
+    last = tracks.groupby("track_id")["frame"].max()
 
     def _before(crop: np.ndarray, tid: int, t: int, closed_by: int = 0,
                 from_frame: int = 0) -> np.ndarray | None:
@@ -779,32 +828,44 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
                 # over the inner cell, too
                 said = _says_swap(la, _filled(ra | rb), pa,
                                   _before(crop, b, t, closed_by=a, from_frame=t0))
+            c = 0
+            if not said and pb is None and pa is not None and t >= t0 - 1:
+                # the crescent frame just before the ring closes, or the onset
+                c = _inner_before(crop, la, lb, pa, t, last, (a, b), margin)
+                said = c > 0
             if said:
-                swaps.append((a, b, t))
+                swaps.append((a, b, t, c, t0))
                 break
     if not swaps:
         return labels, tracks, 0
     labels = labels.copy()
     tracks = tracks.copy()
     linked = "parent_track_id" in tracks
-    for a, b, t in swaps:
+    for a, b, t, c, t0 in swaps:
+        # from t on: a's masks -> c (the inner cell's own track) or b; b's -> a
+        to_a = c or b
         seg = labels[t:]
         ma, mb = seg == a, seg == b
-        seg[ma], seg[mb] = b, a
+        seg[ma], seg[mb] = to_a, a
         if linked:      # a cell keeps its own parent; the masks' children follow the masks
             own = tracks.sort_values("frame", kind="stable").groupby("track_id")[
                 "parent_track_id"].first()
-            ca = (tracks["parent_track_id"] == a) & ~tracks["track_id"].isin((a, b))
-            cb = (tracks["parent_track_id"] == b) & ~tracks["track_id"].isin((a, b))
-            tracks.loc[ca, "parent_track_id"], tracks.loc[cb, "parent_track_id"] = b, a
+            ca = (tracks["parent_track_id"] == a) & ~tracks["track_id"].isin((a, b, c))
+            cb = (tracks["parent_track_id"] == b) & ~tracks["track_id"].isin((a, b, c))
+            tracks.loc[ca, "parent_track_id"], tracks.loc[cb, "parent_track_id"] = to_a, a
         ra = (tracks["track_id"] == a) & (tracks["frame"] >= t)
         rb = (tracks["track_id"] == b) & (tracks["frame"] >= t)
-        tracks.loc[ra, "track_id"], tracks.loc[rb, "track_id"] = b, a
+        tracks.loc[ra, "track_id"], tracks.loc[rb, "track_id"] = to_a, a
         if linked:
-            for tid in (a, b):
+            for tid in (a, b, c):
                 tracks.loc[tracks["track_id"] == tid, "parent_track_id"] = own.get(tid, 0)
-        log.info("tracks %d and %d exchanged identities at frame %d (cell-in-cell); repaired",
-                 a, b, t)
+        if c:
+            log.info("track %d (host) had gone over to its inner cell at frame %d (enclosed "
+                     "from frame %d): the inner cell continues track %d, the host ring (track "
+                     "%d) takes id %d back", a, t, t0, c, b, a)
+        else:
+            log.info("tracks %d and %d exchanged identities at frame %d (cell-in-cell); "
+                     "repaired", a, b, t)
     tracks = relink(tracks.sort_values(["track_id", "frame"], kind="stable")
                     .reset_index(drop=True))
     return labels, tracks, len(swaps)
