@@ -12,7 +12,8 @@ trained models, track, score, validate on both the true labels and the
 workflow's own masks) and prints precision / recall per event type and source.
 
 Needs a finished demo run in the repository (``resources/models/trained``: its
-Cellpose weights are reused, not retrained). About 13 min on 2 CPU cores.
+Cellpose weights are reused, not retrained). About 26 min on 2 CPU cores
+(P7, 2026-12-03); with ``--rescore`` in a reused run directory about 3 min.
 
     .venv/bin/python bench/heldout_events.py [--plate P9] [--cores 2] [--work DIR] [--rescore]
 """
