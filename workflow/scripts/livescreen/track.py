@@ -244,9 +244,7 @@ def relink(tracks: pd.DataFrame) -> pd.DataFrame:
     span = pd.DataFrame({"first": g["frame"].min(), "last": g["frame"].max(),
                          "parent": g["parent_track_id"].first().astype(np.int64)})
     par = span["parent"]
-    known = par.isin(span.index) & (par > 0)
-    ends = span["last"].reindex(par.where(known, span.index[0])).to_numpy()
-    valid = known & (ends < span["first"].to_numpy())
+    valid = par.map(span["last"]) < span["first"]      # NaN (not in the table) -> False
     cleared = span.index[(par > 0) & ~valid]
     if len(cleared):
         log.info("track(s) %s: parent no longer ends before the track starts after the "

@@ -685,6 +685,22 @@ def drop_objects(labels: np.ndarray, tracks: pd.DataFrame, objects: pd.DataFrame
     return labels, relink(tracks.loc[~drop].reset_index(drop=True))
 
 
+def _last_mask(crop: np.ndarray, tid: int, t: int, closed_by: int = 0,
+               from_frame: int = 0) -> np.ndarray | None:
+    """Filled mask of ``tid`` in its last frame up to 2 before ``t`` (None if absent).
+
+    With ``closed_by``, in frames from ``from_frame`` on, that track's mask is
+    added before filling (an open host ring read as closed over its inner cell).
+    """
+    for k in range(t - 1, max(-1, t - 3), -1):
+        m = crop[k] == tid
+        if m.any():
+            if closed_by and k >= from_frame:
+                m = m | (crop[k] == closed_by)
+            return _filled(m)
+    return None
+
+
 def _inner_before(crop: np.ndarray, la: np.ndarray, lb: np.ndarray, pa: np.ndarray, t: int,
                   last: pd.Series, pair: tuple[int, int], margin: float) -> int:
     """The inner cell's own track, when the host's id went over to it at frame ``t``.
@@ -716,8 +732,7 @@ def _inner_before(crop: np.ndarray, la: np.ndarray, lb: np.ndarray, pa: np.ndarr
              if i and int(i) not in pair and last.get(int(i), t) < t}
     best, best_iou, best_host = 0, 0.0, 0.0
     for c in sorted(ended):
-        pc = _filled(next(crop[k] == c for k in (t - 1, t - 2)
-                          if k >= 0 and (crop[k] == c).any()))
+        pc = _last_mask(crop, c, t)
         v = _iou(la, pc)
         if v > best_iou:
             best, best_iou, best_host = c, v, _iou(lb, pc)
@@ -781,16 +796,6 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     n_t = labels.shape[0]
     last = tracks.groupby("track_id")["frame"].max()
 
-    def _before(crop: np.ndarray, tid: int, t: int, closed_by: int = 0,
-                from_frame: int = 0) -> np.ndarray | None:
-        for k in range(t - 1, max(-1, t - 3), -1):   # last presence, up to 2 frames back
-            m = crop[k] == tid
-            if m.any():
-                if closed_by and k >= from_frame:
-                    m = m | (crop[k] == closed_by)
-                return _filled(m)
-        return None
-
     def _says_swap(la, lb, pa, pb) -> bool:
         # a track that starts at t (the tracker gave the host ring, or the
         # inner cell, a new id) has no past: compare the other one's only
@@ -817,7 +822,7 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
         crop = labels[:, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
         for t in range(lo, hi):
             ra, rb = crop[t] == a, crop[t] == b
-            pa, pb = _before(crop, a, t), _before(crop, b, t)
+            pa, pb = _last_mask(crop, a, t), _last_mask(crop, b, t)
             if not (ra.any() and rb.any()) or (pa is None and pb is None):
                 continue
             la, lb = _filled(ra), _filled(rb)
@@ -827,7 +832,7 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
                 # from the onset on, read the host's outline as its ring closed
                 # over the inner cell, too
                 said = _says_swap(la, _filled(ra | rb), pa,
-                                  _before(crop, b, t, closed_by=a, from_frame=t0))
+                                  _last_mask(crop, b, t, closed_by=a, from_frame=t0))
             c = 0
             if not said and pb is None and pa is not None and t >= t0 - 1:
                 # the crescent frame just before the ring closes, or the onset
