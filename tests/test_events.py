@@ -125,6 +125,36 @@ def test_enclosure_by_a_host_ring_labelled_as_two_crescents():
     assert e["boundary_fraction"].iloc[0] == pytest.approx(1.0)
 
 
+
+def test_enclosure_by_host_ring_pieces_that_wrap_around_an_open_ring():
+    """Ring pieces that each wrap around the inner cell (>= 25 % of their own outline
+    borders it) enclose it although the ring is open in one place (the inner cell's
+    mask reaching the ring's outer edge, here a 5-px gap); a ring in three crescents
+    encloses too. Two large neighbours pressing a small cell from both sides
+    border 75 % of it but do not wrap around it: not enclosed."""
+    lab = np.zeros((60, 180), np.uint32)
+    yy, xx = np.mgrid[:60, :180]
+    ring = disc(lab.shape, 30, 30, 10) & ~disc(lab.shape, 30, 30, 7)  # thin host ring
+    lab[ring & (xx < 28)] = 2                                 # open above: x 28-32 free
+    lab[ring & (xx > 32)] = 3
+    lab[ring & (xx >= 28) & (xx <= 32) & (yy > 30)] = 3
+    lab[disc(lab.shape, 30, 30, 6)] = 5
+    ring = disc(lab.shape, 30, 80, 10) & ~disc(lab.shape, 30, 80, 7)
+    angle = np.arctan2(yy - 30, xx - 80)
+    for k, lo in enumerate((-np.pi, -np.pi / 3, np.pi / 3)):  # three crescents, 1/3 each
+        lab[ring & (angle >= lo) & (angle < lo + 2 * np.pi / 3 + 1e-9)] = 10 + k
+    lab[disc(lab.shape, 30, 80, 6)] = 15
+    box = (yy >= 12) & (yy < 48) & ~disc(lab.shape, 30, 140, 7)
+    lab[box & (xx >= 114) & (xx < 138)] = 20                  # big neighbours, 4 px apart
+    lab[box & (xx >= 142) & (xx < 166)] = 21                  # above and below the cell
+    lab[disc(lab.shape, 30, 140, 6)] = 25
+    e = frame_enclosures(lab, gap_px=1.5, boundary_fraction=0.75, inside_fraction=0.9)
+    got = dict(zip(e["inner_track_id"], e["host_track_id"], strict=True))
+    assert got.keys() == {5, 15}
+    assert got[5] in (2, 3) and got[15] in (10, 11, 12)
+    assert e.set_index("inner_track_id").at[5, "inside_fraction"] < 0.9   # open ring
+    assert e.set_index("inner_track_id").at[15, "boundary_fraction"] > 0.9
+
 def _ring_scene():
     """Target channel and labels: an inner cell in an unlabelled bright host ring (5),
     one in a ring labelled in part (6, crescent 16), a lone cell (7), a cell packed
@@ -538,6 +568,29 @@ def test_nibbling_read_on_the_effector_id_at_the_contact_end():
     assert enc["effector_target_signal_gain"].iloc[0] == pytest.approx(0.26, abs=0.05)
     assert enc["outcome"].iloc[0] == "trogocytosis_only"
 
+
+
+@pytest.mark.parametrize(("dy", "dx", "outcome"), [(-1.5, 0.0, "trogocytosis_only"),
+                                                   (0.0, -1.5, "evasion")])
+def test_nibbled_target_retreats_away_from_its_effector(dy, dx, outcome):
+    """After the nibble the target crawls 7.5 um in 5 frames (1 um pixels): across
+    the line to its effector it only moved about (trogocytosis_only); straight away
+    from the effector it escaped (evasion). Distance in any direction cannot tell
+    the two apart."""
+    tl, el, movie = _nibble_scene()
+    tl, movie = tl.copy(), movie.astype(float)
+    shape = tl.shape[1:]
+    for t in range(6, tl.shape[0]):
+        k = min(t - 5, 5)
+        cell = disc(shape, 25 + dy * k, 20 + dx * k, 8)
+        movie[t, 0][tl[t] == 3] -= 300
+        tl[t][tl[t] == 3] = 0
+        tl[t][cell] = 3
+        movie[t, 0][cell] += 300
+    out = _score_without_reporter(tl, el, movie.clip(0).astype(np.uint16))
+    enc = out["encounters"]
+    assert len(enc) == 1 and bool(enc["trogocytosis"].iloc[0])
+    assert enc["outcome"].iloc[0] == outcome
 
 def _loaded_nibble_scene(carried=0.5, added=0.15, half_life_frames=45 / 4):
     """The nibble scene, but the effector arrives carrying label from an earlier

@@ -169,8 +169,10 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
             rows.setdefault((inner, host), [0.0, 0.0])[1] = float(frac)
     out = [(i, h, f[0], f[1], np.nan) for (i, h), f in rows.items()
            if f[0] >= boundary_fraction or f[1] >= inside_fraction]
+    wraps = {(int(h), int(i)) for h, i, n in zip(pa_, pb_, pair_n, strict=True)
+             if n >= SPLIT_HOST_WRAP * total[h]}
     out += _split_host_enclosures(lab, slices, area, rows, {o[0] for o in out},
-                                  boundary_fraction, inside_fraction)
+                                  boundary_fraction, inside_fraction, wraps)
     return _enclosure_frame(out)
 
 
@@ -179,16 +181,32 @@ def _enclosure_frame(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(ENCLOSURE_DTYPES)).astype(ENCLOSURE_DTYPES)
 
 
+#: share of a ring piece's own outline that borders the inner cell when the
+#: piece wraps around it (a crescent: about half; an ordinary neighbour shares
+#: a short, flat interface, ~10-20 %); the threshold of the segmentation's
+#: ``join_split_rings`` (``livescreen.segment.postprocess``)
+SPLIT_HOST_WRAP = 0.25
+#: most pieces a host ring is read from (as ``join_split_rings``: two or three)
+SPLIT_HOST_MAX_PIECES = 3
+
+
 def _split_host_enclosures(lab: np.ndarray, slices: list, area: np.ndarray,
                            rows: Mapping[tuple[int, int], list[float]], enclosed: set[int],
-                           boundary_fraction: float, inside_fraction: float) -> list[tuple]:
-    """Enclosures by a host ring labelled as two pieces (two crescents).
+                           boundary_fraction: float, inside_fraction: float,
+                           wraps: set[tuple[int, int]] = frozenset()) -> list[tuple]:
+    """Enclosures by a host ring labelled as two or three pieces (crescents).
 
     An inner cell not enclosed by any single target is enclosed by the two
-    that border most of it when together they border at least
-    ``boundary_fraction`` of its outline and at least ``inside_fraction`` of
-    it lies inside their joint filled outline (two neighbours beside a cell
-    do not close around it). The host is the piece bordering more of it.
+    (else three, :data:`SPLIT_HOST_MAX_PIECES`) that border most of it when
+    together they border at least ``boundary_fraction`` of its outline and
+    either at least ``inside_fraction`` of it lies inside their joint filled
+    outline, or each of them wraps around it (``(piece, inner)`` in ``wraps``: at least
+    :data:`SPLIT_HOST_WRAP` of the piece's own outline borders the inner
+    cell). Two neighbours beside a cell neither close around it nor wrap
+    around it; the pieces of a ring that is open in one place (the inner
+    cell's mask reaching the ring's outer edge there, or the image edge)
+    wrap around it without closing. The host is the piece bordering more of
+    it.
     """
     by_inner: dict[int, list[tuple[float, int]]] = {}
     for (i, h), f in rows.items():
@@ -196,19 +214,19 @@ def _split_host_enclosures(lab: np.ndarray, slices: list, area: np.ndarray,
             by_inner.setdefault(i, []).append((f[0], h))
     out = []
     for i, hs in by_inner.items():
-        if len(hs) < 2:
-            continue
-        (f1, h1), (f2, h2) = sorted(hs, reverse=True)[:2]
-        if f1 + f2 < boundary_fraction:
-            continue
-        s1, s2 = slices[h1 - 1], slices[h2 - 1]
-        sl = tuple(slice(min(a.start, b.start), max(a.stop, b.stop))
-                   for a, b in zip(s1, s2, strict=True))
-        inner = lab[sl] == i
-        filled = ndi.binary_fill_holes(np.isin(lab[sl], (h1, h2)))
-        frac = np.count_nonzero(filled & inner) / area[i]
-        if frac >= inside_fraction:
-            out.append((i, h1, f1 + f2, float(frac), np.nan))
+        hs = sorted(hs, reverse=True)[:SPLIT_HOST_MAX_PIECES]
+        for k in range(2, len(hs) + 1):
+            fs, pieces = zip(*hs[:k], strict=True)
+            if sum(fs) < boundary_fraction:
+                continue
+            sl = tuple(slice(min(s[d].start for s in (slices[h - 1] for h in pieces)),
+                             max(s[d].stop for s in (slices[h - 1] for h in pieces)))
+                       for d in (0, 1))
+            filled = ndi.binary_fill_holes(np.isin(lab[sl], pieces))
+            frac = np.count_nonzero(filled & (lab[sl] == i)) / area[i]
+            if frac >= inside_fraction or all((h, i) in wraps for h in pieces):
+                out.append((i, pieces[0], float(sum(fs)), float(frac), np.nan))
+                break
     return out
 
 

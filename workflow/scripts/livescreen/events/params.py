@@ -67,13 +67,13 @@ class CellInCellParams(_Section):
 class EvasionParams(_Section):
     """An encounter is resolved (evasion / nibbling) once the target survives this long.
 
-    A nibbled target that also retreats at least ``retreat_um`` within
-    ``survive_min`` after the contact is an evasion with nibbling, not
-    ``trogocytosis_only``.
+    A nibbled target that also retreats at least ``retreat_um`` away from
+    its effector within ``survive_min`` after the contact is an evasion with
+    nibbling, not ``trogocytosis_only``.
     """
 
     survive_min: float = Field(20.0, ge=0)
-    retreat_um: float = Field(8.0, ge=0)
+    retreat_um: float = Field(5.0, ge=0)
 
 
 class TrogocytosisParams(_Section):

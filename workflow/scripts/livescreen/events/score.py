@@ -713,6 +713,53 @@ def _median_in(frames: np.ndarray, values: np.ndarray, lo: int, hi: int,
     return float(np.median(v)) if v.size else np.nan
 
 
+def _position_at(rows: np.ndarray | None, lo: int, hi: int) -> np.ndarray | None:
+    """``(y, x)`` of the last of ``rows`` (frame, y, x) with ``lo <= frame <= hi``; None if none."""
+    if rows is None:
+        return None
+    k = np.nonzero((rows[:, 0] >= lo) & (rows[:, 0] <= hi))[0]
+    return rows[k[-1], 1:] if k.size else None
+
+
+def retreat_from(at_end: np.ndarray, later: np.ndarray, effector: np.ndarray | None) -> float:
+    """How far a target moved away from its effector after a contact.
+
+    Parameters
+    ----------
+    at_end : (2,) array
+        Target centroid ``(y, x)`` at the contact's end.
+    later : (n, 2) array
+        Target centroids in the frames after it (n >= 1).
+    effector : (2,) array or None
+        Effector centroid at the contact's end. None (not seen): the
+        largest distance from ``at_end`` in any direction.
+
+    Returns
+    -------
+    float
+        The largest displacement along the direction from the effector to
+        the target at the contact's end (negative: towards the effector).
+        An escaping cell moves away from its attacker; a cell that only
+        crawls about moves as much towards it as away from it.
+
+    Examples
+    --------
+    >>> retreat_from(np.array([0.0, 0.0]), np.array([[0.0, 3.0], [0.0, 6.0]]),
+    ...              np.array([0.0, -5.0]))
+    6.0
+    >>> retreat_from(np.array([0.0, 0.0]), np.array([[4.0, 0.0]]), np.array([0.0, -5.0]))
+    0.0
+    """
+    at_end = np.asarray(at_end, dtype=float)
+    d = np.asarray(later, dtype=float).reshape(-1, 2) - at_end
+    if d.shape[0] == 0:
+        raise ValueError("retreat_from needs at least one later position")
+    u = None if effector is None else at_end - np.asarray(effector, dtype=float)
+    if u is None or not np.hypot(*u) > 0:
+        return float(np.max(np.hypot(d[:, 0], d[:, 1])))
+    return float(np.max(d @ (u / np.hypot(*u))))
+
+
 def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: pd.DataFrame,
                       contacts: pd.DataFrame, background: pd.DataFrame,
                       channels: Mapping[str, int | None], n_frames: int,
@@ -737,11 +784,13 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
     ``target_area_loss_fraction``: 1 - (median area in the window after the
     episode) / (median area in the window before and at its start), over
     frames where the target does not touch the image border.
+    ``retreat_px``: :func:`retreat_from` over the ``survive_frames`` after the
+    contact, away from the effector at the contact's end (its last id).
 
     Returns
     -------
     pandas.DataFrame
-        The two columns, aligned with ``episodes`` (NaN where not measurable).
+        The three columns, aligned with ``episodes`` (NaN where not measurable).
     """
     n = len(episodes)
     gain = np.full(n, np.nan)
@@ -774,6 +823,8 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
         e["adj"] = e["sig"] - e["frame"].map(pop).fillna(0.0)
         eff_sig = e
     t_by = {int(k): g.sort_values("frame") for k, g in targets.groupby("track_id")}
+    pos_by = ({int(k): g.sort_values("frame")[["frame", "y_px", "x_px"]].to_numpy(float)
+               for k, g in effectors.groupby("track_id")} if len(effectors) else {})
     e_by = ({int(k): g.sort_values("frame") for k, g in eff_sig.groupby("track_id")}
             if len(eff_sig) else {})
     W = grid.trog_window
@@ -793,9 +844,11 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
             at_end = np.nonzero(tf <= e_)[0]
             later = np.nonzero((tf > e_) & (tf <= e_ + grid.survive_frames))[0]
             if at_end.size and later.size:
-                y, x = tr["y_px"].to_numpy(float), tr["x_px"].to_numpy(float)
+                yx = tr[["y_px", "x_px"]].to_numpy(float)
                 k0 = at_end[-1]
-                retreat[i] = float(np.max(np.hypot(y[later] - y[k0], x[later] - x[k0])))
+                retreat[i] = retreat_from(yx[k0], yx[later],
+                                          _position_at(pos_by.get(int(ep.last_effector_track_id)),
+                                                       s, e_))
         # the gained label is read on the effector as it is at the contact's end
         # (the tracker may have changed its id during the contact: Definition 2)
         first_id, last_id = int(ep.effector_track_id), int(ep.last_effector_track_id)
@@ -847,8 +900,8 @@ def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: p
     *trogocytosis_only* when nibbled, else *evasion*. Nibbled = signal gain
     >= ``trog_signal_gain`` or (target alive and not enclosed) area loss >=
     ``trog_area_loss``. A nibbled target that retreats >= ``retreat_px`` from
-    its position at the contact's end within ``survive_frames`` evaded (with
-    nibbling).
+    its position at the contact's end, away from the effector
+    (:func:`retreat_from`), within ``survive_frames`` evaded (with nibbling).
 
     Returns
     -------
