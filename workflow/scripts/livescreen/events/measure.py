@@ -111,7 +111,8 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
     *a*'s pixels lie inside *b*'s filled outline. Where *a* and *b* are both
     cut by the image edge, what lies beyond is unknown: *a*'s edge pixels are
     left out of its boundary when they are at most :data:`EDGE_CUT_MAX_FRACTION`
-    of it.
+    of it. A host ring labelled as two or three pieces, none enclosing *a*
+    alone, encloses it together (:func:`_split_host_enclosures`).
 
     Parameters
     ----------
@@ -200,9 +201,9 @@ def _split_host_enclosures(lab: np.ndarray, slices: list, area: np.ndarray,
     (else three, :data:`SPLIT_HOST_MAX_PIECES`) that border most of it when
     together they border at least ``boundary_fraction`` of its outline and
     either at least ``inside_fraction`` of it lies inside their joint filled
-    outline, or each of them wraps around it (``(piece, inner)`` in ``wraps``: at least
-    :data:`SPLIT_HOST_WRAP` of the piece's own outline borders the inner
-    cell). Two neighbours beside a cell neither close around it nor wrap
+    outline, or each of them wraps around it (``(piece, inner)`` in
+    ``wraps``: at least :data:`SPLIT_HOST_WRAP` of the piece's own outline
+    borders the inner cell). Two neighbours beside a cell neither close around it nor wrap
     around it; the pieces of a ring that is open in one place (the inner
     cell's mask reaching the ring's outer edge there, or the image edge)
     wrap around it without closing. The host is the piece bordering more of
