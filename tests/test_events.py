@@ -944,6 +944,58 @@ def test_host_id_gone_over_to_the_inner_cell_is_given_back():
         [0, 5], [0, 5]]
 
 
+
+def _gap_movie():
+    """Host 1 (frames 0-2) and attacked cell 2 beside it; in frame 3 both get new
+    ids (the cell 5, jumping onto the host's place; the host 6, now a ring around
+    it); from frame 4 the host's id 1, absent in frame 3, is back on the inner
+    cell and the ring keeps 6. Returns the labels and which cell each object is."""
+    n_t, shape = 7, (64, 80)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    labels = np.zeros((n_t, *shape), np.int32)
+    cell = {}
+    for t in range(n_t):
+        cx = (16, 20, 26)[t] if t < 3 else 40
+        inner = (yy - 32) ** 2 + (xx - cx) ** 2 <= 10 ** 2
+        if t < 3:
+            labels[t][(yy - 32) ** 2 + (xx - 44) ** 2 <= 9 ** 2] = 1
+            labels[t][inner] = 2
+            cell.update({(1, t): "host", (2, t): "inner"})
+            continue
+        ring = ((yy - 32) ** 2 + (xx - 40) ** 2 <= 13 ** 2) & ~inner
+        labels[t][ring & ((yy - 32) ** 2 + (xx - 40) ** 2 > 11 ** 2)] = 6
+        labels[t][inner] = 5 if t == 3 else 1
+        cell.update({(6, t): "host", (5 if t == 3 else 1, t): "inner"})
+    return labels, cell
+
+
+@pytest.mark.parametrize("inner_brighter", [True, False])
+def test_host_id_back_after_a_gap_is_given_back_by_brightness(inner_brighter):
+    """The host's id returns on the inner cell after a frame where both had new ids
+    (P9 C03 10, C02 2 on true labels): the masks overlap as the tracker linked them,
+    but the inner cell is as bright as its own ended track (5) and not as the host
+    was: the inner cell continues track 5 and the ring takes id 1 back. Cells of
+    about the same brightness (360 vs 350) are left as they are."""
+    labels, cell = _gap_movie()
+    tracks = _tracks_of(labels)
+    level = {"inner": 400.0 if inner_brighter else 360.0, "host": 350.0}
+    tracks["intensity_mean_target"] = [
+        level[cell[(i, t)]] + 2.0 * t for i, t in zip(tracks["track_id"], tracks["frame"],
+                                                     strict=True)]
+    pairs = pd.DataFrame({"inner_track_id": [1], "host_track_id": [6],
+                          "internalization_frame": [4]})
+    fixed, fixed_tracks, n = repair_enclosure_swaps(labels, tracks, pairs, 2)
+    if not inner_brighter:
+        assert n == 0 and fixed is labels
+        return
+    assert n == 1
+    inner, ring = labels == 1, labels == 6
+    assert set(fixed[4:][inner[4:]]) == {5}
+    assert set(fixed[4:][ring[4:]]) == {1}
+    assert set(fixed[:3][inner[:3]]) == {1}              # the host before the gap
+    assert fixed_tracks.groupby("track_id")["frame"].agg(["min", "max"]).loc[5].tolist() == [
+        3, 6]
+
 def _linked(labels: np.ndarray, parents: dict[int, int]) -> pd.DataFrame:
     tracks = _tracks_of(labels)
     tracks["parent_track_id"] = tracks["track_id"].map(lambda t: parents.get(t, 0))

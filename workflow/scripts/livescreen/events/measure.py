@@ -762,6 +762,52 @@ def _inner_before(crop: np.ndarray, la: np.ndarray, lb: np.ndarray, pa: np.ndarr
     return best if ring + best_iou > keep + best_host + margin else 0
 
 
+#: a track that ended is the inner cell's own (:func:`_inner_by_brightness`) when
+#: its brightness is closer to the inner cell's than the host's earlier
+#: brightness is, by this share of the latter
+BRIGHTNESS_MARGIN = 0.05
+
+
+def _inner_by_brightness(crop: np.ndarray, la: np.ndarray, t: int, last: pd.Series,
+                         pair: tuple[int, int], bright: pd.Series) -> int:
+    """The inner cell's own track, when the host's id came back on it after a gap.
+
+    The pattern (true labels of held-out plates, docs/events.md): in the frame
+    before ``t`` inner cell and host both got new ids, and at ``t`` the host's
+    id, absent then, came back on the inner cell (which jumped onto the host's
+    earlier place, so masks overlap as the tracker linked them) while the
+    host ring kept its new id. The cells' own brightness (target-channel
+    mean, ``bright``: (track id, frame) -> mean) tells them apart: of the
+    tracks that ended 1-2 frames before ``t`` and never come back, the one
+    whose last mask overlaps the inner cell's ``la`` most is its own track
+    when its last brightness is closer to the inner cell's at ``t`` than the
+    host id's last brightness is, by :data:`BRIGHTNESS_MARGIN` of the latter.
+
+    Returns
+    -------
+    int
+        The inner cell's own track id, else 0.
+    """
+    a, _ = pair
+    before = [k for k in (t - 2, t - 3) if k >= 0 and (a, k) in bright.index]
+    if not before or (a, t) not in bright.index:
+        return 0
+    host_then, now = float(bright[(a, before[0])]), float(bright[(a, t)])
+    ended = {int(i) for k in (t - 1, t - 2) if k >= 0 for i in np.unique(crop[k])
+             if i and int(i) not in pair and last.get(int(i), t) < t}
+    best, best_iou = 0, 0.0
+    for c in sorted(ended):
+        v = _iou(la, _last_mask(crop, c, t))
+        if v > best_iou:
+            best, best_iou = c, v
+    if not best or (best, int(last[best])) not in bright.index:
+        return 0
+    own = float(bright[(best, int(last[best]))])
+    log.debug("frame %d: brightness inner %.1f, host before %.1f, track %d %.1f", t, now,
+              host_then, best, own)
+    return best if abs(now - own) + BRIGHTNESS_MARGIN * host_then < abs(now - host_then) else 0
+
+
 def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataFrame,
                            search_frames: int, margin: float = 0.1
                            ) -> tuple[np.ndarray, pd.DataFrame, int]:
@@ -788,7 +834,10 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     (a new id, from the frame before the onset on), the host's id may have
     gone over to the inner cell while the inner cell's own track ended: that
     track then continues with the inner cell and the ring takes the host's
-    id back (:func:`_inner_before`).
+    id back (:func:`_inner_before`). When the host's id comes back on the
+    inner cell after a one-frame gap (both had new ids in that frame) and
+    the ring's id is that young, the cells' brightness decides the same way
+    (:func:`_inner_by_brightness`; ``tracks`` with ``intensity_mean_target``).
     Each cell keeps its own parent; a track the tracker started by division
     from one of the two follows the masks it came from, now under the other
     id, and the lineage columns are made consistent
@@ -814,6 +863,13 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     swaps = []
     n_t = labels.shape[0]
     last = tracks.groupby("track_id")["frame"].max()
+    first = tracks.groupby("track_id")["frame"].min()
+    bright = None
+    if "intensity_mean_target" in tracks and len(tracks):
+        bright = pd.Series(tracks["intensity_mean_target"].to_numpy(float),
+                           index=pd.MultiIndex.from_arrays([tracks["track_id"].astype(int),
+                                                            tracks["frame"].astype(int)]))
+        bright = bright[~bright.index.duplicated()]
 
     def _says_swap(la, lb, pa, pb) -> bool:
         # a track that starts at t (the tracker gave the host ring, or the
@@ -856,6 +912,11 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
             if not said and pb is None and pa is not None and t >= t0 - 1:
                 # the crescent frame just before the ring closes, or the onset
                 c = _inner_before(crop, la, lb, pa, t, last, (a, b), margin)
+                said = c > 0
+            if (not said and bright is not None and pa is not None and t >= t0 - 1
+                    and not (crop[t - 1] == a).any() and first.get(b, t) >= t - 1):
+                # the host's id came back after a one-frame gap on the inner cell
+                c = _inner_by_brightness(crop, la, t, last, (a, b), bright)
                 said = c > 0
             if said:
                 swaps.append((a, b, t, c, t0))
