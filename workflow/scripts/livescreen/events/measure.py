@@ -170,8 +170,8 @@ def frame_enclosures(target: np.ndarray, gap_px: float, boundary_fraction: float
             rows.setdefault((inner, host), [0.0, 0.0])[1] = float(frac)
     out = [(i, h, f[0], f[1], np.nan) for (i, h), f in rows.items()
            if f[0] >= boundary_fraction or f[1] >= inside_fraction]
-    wraps = {(int(h), int(i)) for h, i, n in zip(pa_, pb_, pair_n, strict=True)
-             if n >= SPLIT_HOST_WRAP * total[h]}
+    wrap = pair_n >= SPLIT_HOST_WRAP * total[pa_]
+    wraps = set(zip(pa_[wrap].tolist(), pb_[wrap].tolist(), strict=True))
     out += _split_host_enclosures(lab, slices, area, rows, {o[0] for o in out},
                                   boundary_fraction, inside_fraction, wraps)
     return _enclosure_frame(out)
@@ -203,11 +203,11 @@ def _split_host_enclosures(lab: np.ndarray, slices: list, area: np.ndarray,
     either at least ``inside_fraction`` of it lies inside their joint filled
     outline, or each of them wraps around it (``(piece, inner)`` in
     ``wraps``: at least :data:`SPLIT_HOST_WRAP` of the piece's own outline
-    borders the inner cell). Two neighbours beside a cell neither close around it nor wrap
-    around it; the pieces of a ring that is open in one place (the inner
-    cell's mask reaching the ring's outer edge there, or the image edge)
-    wrap around it without closing. The host is the piece bordering more of
-    it.
+    borders the inner cell). Two neighbours beside a cell neither close
+    around it nor wrap around it; the pieces of a ring that is open in one
+    place (the inner cell's mask reaching the ring's outer edge there, or
+    the image edge) wrap around it without closing. The host is the piece
+    bordering most of it.
     """
     by_inner: dict[int, list[tuple[float, int]]] = {}
     for (i, h), f in rows.items():
@@ -720,6 +720,30 @@ def _last_mask(crop: np.ndarray, tid: int, t: int, closed_by: int = 0,
     return None
 
 
+def _ended_under(crop: np.ndarray, la: np.ndarray, t: int, last: pd.Series,
+                 pair: tuple[int, int]) -> tuple[int, float, np.ndarray | None]:
+    """The ended track whose last mask overlaps ``la`` most.
+
+    Candidates: tracks not in ``pair`` seen 1-2 frames before ``t`` that end
+    before ``t`` (and so never come back).
+
+    Returns
+    -------
+    track, iou, mask
+        Its id, IoU with ``la`` and last mask; ``(0, 0.0, None)`` when none
+        overlaps.
+    """
+    ended = {int(i) for k in (t - 1, t - 2) if k >= 0 for i in np.unique(crop[k])
+             if i and int(i) not in pair and last.get(int(i), t) < t}
+    best, best_iou, best_mask = 0, 0.0, None
+    for c in sorted(ended):
+        pc = _last_mask(crop, c, t)
+        v = _iou(la, pc)
+        if v > best_iou:
+            best, best_iou, best_mask = c, v, pc
+    return best, best_iou, best_mask
+
+
 def _inner_before(crop: np.ndarray, la: np.ndarray, lb: np.ndarray, pa: np.ndarray, t: int,
                   last: pd.Series, pair: tuple[int, int], margin: float) -> int:
     """The inner cell's own track, when the host's id went over to it at frame ``t``.
@@ -747,14 +771,8 @@ def _inner_before(crop: np.ndarray, la: np.ndarray, lb: np.ndarray, pa: np.ndarr
     keep, ring = _iou(la, pa), _iou(lb, pa)
     if ring <= keep:
         return 0
-    ended = {int(i) for k in (t - 1, t - 2) if k >= 0 for i in np.unique(crop[k])
-             if i and int(i) not in pair and last.get(int(i), t) < t}
-    best, best_iou, best_host = 0, 0.0, 0.0
-    for c in sorted(ended):
-        pc = _last_mask(crop, c, t)
-        v = _iou(la, pc)
-        if v > best_iou:
-            best, best_iou, best_host = c, v, _iou(lb, pc)
+    best, best_iou, pc = _ended_under(crop, la, t, last, pair)
+    best_host = _iou(lb, pc) if best else 0.0
     log.debug("frame %d: ring/host %.2f, inner/host %.2f, inner/%d %.2f, ring/%d %.2f", t, ring,
               keep, best, best_iou, best, best_host)
     if ring <= best_host:       # the ring continues the ended track at least as well
@@ -793,13 +811,7 @@ def _inner_by_brightness(crop: np.ndarray, la: np.ndarray, t: int, last: pd.Seri
     if not before or (a, t) not in bright.index:
         return 0
     host_then, now = float(bright[(a, before[0])]), float(bright[(a, t)])
-    ended = {int(i) for k in (t - 1, t - 2) if k >= 0 for i in np.unique(crop[k])
-             if i and int(i) not in pair and last.get(int(i), t) < t}
-    best, best_iou = 0, 0.0
-    for c in sorted(ended):
-        v = _iou(la, _last_mask(crop, c, t))
-        if v > best_iou:
-            best, best_iou = c, v
+    best = _ended_under(crop, la, t, last, pair)[0]
     if not best or (best, int(last[best])) not in bright.index:
         return 0
     own = float(bright[(best, int(last[best]))])

@@ -713,14 +713,6 @@ def _median_in(frames: np.ndarray, values: np.ndarray, lo: int, hi: int,
     return float(np.median(v)) if v.size else np.nan
 
 
-def _position_at(rows: np.ndarray | None, lo: int, hi: int) -> np.ndarray | None:
-    """``(y, x)`` of the last of ``rows`` (frame, y, x) with ``lo <= frame <= hi``; None if none."""
-    if rows is None:
-        return None
-    k = np.nonzero((rows[:, 0] >= lo) & (rows[:, 0] <= hi))[0]
-    return rows[k[-1], 1:] if k.size else None
-
-
 def retreat_from(at_end: np.ndarray, later: np.ndarray, effector: np.ndarray | None) -> float:
     """How far a target moved away from its effector after a contact.
 
@@ -763,7 +755,9 @@ def retreat_from(at_end: np.ndarray, later: np.ndarray, effector: np.ndarray | N
 def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: pd.DataFrame,
                       contacts: pd.DataFrame, background: pd.DataFrame,
                       channels: Mapping[str, int | None], n_frames: int,
-                      grid: ScoringGrid, signals: pd.DataFrame | None = None) -> pd.DataFrame:
+                      grid: ScoringGrid, signals: pd.DataFrame | None = None,
+                      effector_xy: Mapping[tuple[int, int], np.ndarray] | None = None
+                      ) -> pd.DataFrame:
     """Target-channel signal gained by the effector and area lost by the target.
 
     ``effector_target_signal_gain``: the effector's background-subtracted
@@ -785,7 +779,9 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
     episode) / (median area in the window before and at its start), over
     frames where the target does not touch the image border.
     ``retreat_px``: :func:`retreat_from` over the ``survive_frames`` after the
-    contact, away from the effector at the contact's end (its last id).
+    contact, away from the effector at the contact's end (its last id, last
+    seen in the contact; ``effector_xy``: :func:`effector_positions` of
+    ``effectors``, computed when not given).
 
     Returns
     -------
@@ -823,8 +819,8 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
         e["adj"] = e["sig"] - e["frame"].map(pop).fillna(0.0)
         eff_sig = e
     t_by = {int(k): g.sort_values("frame") for k, g in targets.groupby("track_id")}
-    pos_by = ({int(k): g.sort_values("frame")[["frame", "y_px", "x_px"]].to_numpy(float)
-               for k, g in effectors.groupby("track_id")} if len(effectors) else {})
+    if effector_xy is None:
+        effector_xy = effector_positions(effectors)
     e_by = ({int(k): g.sort_values("frame") for k, g in eff_sig.groupby("track_id")}
             if len(eff_sig) else {})
     W = grid.trog_window
@@ -846,9 +842,10 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
             if at_end.size and later.size:
                 yx = tr[["y_px", "x_px"]].to_numpy(float)
                 k0 = at_end[-1]
-                retreat[i] = retreat_from(yx[k0], yx[later],
-                                          _position_at(pos_by.get(int(ep.last_effector_track_id)),
-                                                       s, e_))
+                eid = int(ep.last_effector_track_id)
+                seen = next((effector_xy[(eid, f)] for f in range(e_, s - 1, -1)
+                             if (eid, f) in effector_xy), None)
+                retreat[i] = retreat_from(yx[k0], yx[later], seen)
         # the gained label is read on the effector as it is at the contact's end
         # (the tracker may have changed its id during the contact: Definition 2)
         first_id, last_id = int(ep.effector_track_id), int(ep.last_effector_track_id)
@@ -1144,9 +1141,9 @@ def score_site(target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame,
         log.info("no effectors at this site: no encounters")
     elif contacts.empty:
         log.info("no effector-target contacts at this site")
+    effector_xy = effector_positions(effector_tracks)
     episodes = contact_episodes(contacts, grid.contact_min_frames, grid.contact_max_break,
-                                n_frames - 1, effector_positions(effector_tracks),
-                                grid.contact_same_effector_px)
+                                n_frames - 1, effector_xy, grid.contact_same_effector_px)
     states = target_states(target_tracks, measurements["background"],
                            measurements["enclosures"], channels, n_frames, shape, grid)
     mergers = measurements.get("mergers")
@@ -1165,7 +1162,7 @@ def score_site(target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame,
         states = drop_inner_pieces(states, episodes, births)
     nib = nibbling_measures(episodes, target_tracks, effector_tracks, contacts,
                             measurements["background"], channels, n_frames, grid,
-                            signals=measurements.get("effector_signal"))
+                            signals=measurements.get("effector_signal"), effector_xy=effector_xy)
     scored = encounter_outcomes(episodes, states, nib, n_frames, grid)
     enc = EncountersTable.validate(encounters_table(scored, grid.dt, grid.px, site))
     fates = FatesTable.validate(fates_table(states, enc, n_frames, grid.dt, site))
