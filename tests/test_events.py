@@ -309,7 +309,7 @@ def test_track_mergers_skip_a_track_that_shrank_away_before_it_ended():
 
 
 def test_track_mergers_skip_a_track_that_stood_in_for_a_missing_one():
-    """Cell 1 carries id 3 in frame 4 only (its track broken there), then 1 again.
+    """Cell 1 carries id 3 in frame 4 only, where it was (its track broken), then 1 again.
 
     True labels of held-out plate P8 (B04): such a stand-in "ended inside"
     the cell it stood in for, which was then scored as its own inner cell.
@@ -322,6 +322,14 @@ def test_track_mergers_skip_a_track_that_stood_in_for_a_missing_one():
     m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
     assert m.empty
     tl[4][disc(shape, 20, 20, 4)] = 1           # 1 is there too: 3 is another cell
+    m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    assert set(zip(m["ended_track_id"], m["into_track_id"], strict=True)) == {(3, 1)}
+    # 1 missing in frame 4, but 3 began away from where 1 was: another cell
+    tl[4] = 0
+    tl[4][disc(shape, 40, 56, 8)] = 3
+    for t in range(5, n_t):
+        tl[t][tl[t] == 1] = 0
+        tl[t][disc(shape, 40, 48, 12)] = 1
     m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
     assert set(zip(m["ended_track_id"], m["into_track_id"], strict=True)) == {(3, 1)}
 

@@ -498,9 +498,10 @@ def _merger_rows(labels: np.ndarray, span: pd.DataFrame, x: int, last: int, box,
     very frame (a piece, such as part of a host ring labelled apart for one
     frame), the merger is read from the frame after instead: an inner cell
     moving into its host can take a frame to come under the host's mask.
-    When ``x`` lived only while that object was missing (the object was seen
-    the frame before ``x`` began and not again until after ``x`` ended),
-    ``x`` was that object's own cell under another id: not a merger.
+    When ``x`` lived only while that object was missing (not seen again
+    until after ``x`` ended) and began where the object was the frame
+    before (IoU >= 0.5), ``x`` was that object's own cell under another id:
+    not a merger.
     """
     first = last + 1
     y, _ = _top_object(labels, first, box, mask)
@@ -510,8 +511,8 @@ def _merger_rows(labels: np.ndarray, span: pd.DataFrame, x: int, last: int, box,
     if y == 0 or y == x or y not in span.index or int(span.at[y, "min"]) > last:
         return []
     x0 = int(span.at[x, "min"])
-    if x0 > 0 and np.any(labels[x0 - 1] == y) and not any(
-            np.any(labels[k] == y) for k in range(x0, last + 1)):
+    if x0 > 0 and not any(np.any(labels[k] == y) for k in range(x0, last + 1)) \
+            and _iou(labels[x0 - 1] == y, labels[x0] == x) >= 0.5:
         return []               # x stood in for y while y's track was broken
     n = np.count_nonzero(mask)
     rows = []
@@ -573,7 +574,8 @@ def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
     ``area_px``) was shrinking away when it ended, leaving the field across
     the image edge or fading; a neighbour over that sliver is not a merger.
     Nor is a track that lived only while the object over its last mask was
-    missing (a break in that object's track, bridged by another id).
+    missing and began on that object's mask of the frame before (IoU >=
+    0.5): a break in that object's track, bridged by another id.
 
     A track can also vanish under the other object, come back for a frame or
     a few as a piece (part of a host ring segmented apart again) and then end
