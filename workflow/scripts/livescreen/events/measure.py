@@ -489,6 +489,13 @@ def _top_object(labels: np.ndarray, frame: int, box, mask: np.ndarray) -> tuple[
     return int(ids[k]), float(cnt[k]) / np.count_nonzero(mask)
 
 
+#: a track that lived only while another was missing stood in for it when its
+#: first mask overlaps the other's last one by at least this IoU: the same cell
+#: moved on (an evader at speed: 0.35). Host and inner cell exchanging ids
+#: through a one-frame track begin 20-25 px apart (IoU 0) and stay mergers.
+STAND_IN_MIN_IOU = 0.25
+
+
 def _merger_rows(labels: np.ndarray, span: pd.DataFrame, x: int, last: int, box,
                  mask: np.ndarray, min_cover: float, stop: int) -> list[tuple]:
     """Rows of the merger of track ``x`` (last seen at ``last`` with ``mask``), frames < ``stop``.
@@ -500,8 +507,8 @@ def _merger_rows(labels: np.ndarray, span: pd.DataFrame, x: int, last: int, box,
     moving into its host can take a frame to come under the host's mask.
     When ``x`` lived only while that object was missing (not seen again
     until after ``x`` ended) and began where the object was the frame
-    before (IoU >= 0.5), ``x`` was that object's own cell under another id:
-    not a merger.
+    before (IoU >= :data:`STAND_IN_MIN_IOU`), ``x`` was that object's own
+    cell under another id: not a merger.
     """
     first = last + 1
     y, _ = _top_object(labels, first, box, mask)
@@ -512,7 +519,7 @@ def _merger_rows(labels: np.ndarray, span: pd.DataFrame, x: int, last: int, box,
         return []
     x0 = int(span.at[x, "min"])
     if x0 > 0 and not any(np.any(labels[k] == y) for k in range(x0, last + 1)) \
-            and _iou(labels[x0 - 1] == y, labels[x0] == x) >= 0.5:
+            and _iou(labels[x0 - 1] == y, labels[x0] == x) >= STAND_IN_MIN_IOU:
         return []               # x stood in for y while y's track was broken
     n = np.count_nonzero(mask)
     rows = []
@@ -575,7 +582,8 @@ def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
     the image edge or fading; a neighbour over that sliver is not a merger.
     Nor is a track that lived only while the object over its last mask was
     missing and began on that object's mask of the frame before (IoU >=
-    0.5): a break in that object's track, bridged by another id.
+    :data:`STAND_IN_MIN_IOU`): a break in that object's track, bridged by
+    another id.
 
     A track can also vanish under the other object, come back for a frame or
     a few as a piece (part of a host ring segmented apart again) and then end
