@@ -496,9 +496,11 @@ def _top_object(labels: np.ndarray, frame: int, box, mask: np.ndarray) -> tuple[
 STAND_IN_MIN_IOU = 0.25
 
 
-def _merger_rows(labels: np.ndarray, span: pd.DataFrame, x: int, last: int, box,
+def _merger_rows(labels: np.ndarray, seen: Mapping[int, np.ndarray], x: int, last: int, box,
                  mask: np.ndarray, min_cover: float, stop: int) -> list[tuple]:
     """Rows of the merger of track ``x`` (last seen at ``last`` with ``mask``), frames < ``stop``.
+
+    ``seen`` maps each track to the sorted frames it is present in.
 
     The object over ``x``'s last mask in the next frame must already have
     existed at ``last``. When that object is a track that begins in that
@@ -512,13 +514,13 @@ def _merger_rows(labels: np.ndarray, span: pd.DataFrame, x: int, last: int, box,
     """
     first = last + 1
     y, _ = _top_object(labels, first, box, mask)
-    if y in span.index and int(span.at[y, "min"]) == first and first + 1 < stop:
+    if y in seen and seen[y][0] == first and first + 1 < stop:
         first += 1
         y, _ = _top_object(labels, first, box, mask)
-    if y == 0 or y == x or y not in span.index or int(span.at[y, "min"]) > last:
+    if y == 0 or y == x or y not in seen or seen[y][0] > last:
         return []
-    x0 = int(span.at[x, "min"])
-    if x0 > 0 and not any(np.any(labels[k] == y) for k in range(x0, last + 1)) \
+    x0, ys = int(seen[x][0]), seen[y]
+    if x0 > 0 and not np.any((ys >= x0) & (ys <= last)) \
             and _iou(labels[x0 - 1] == y, labels[x0] == x) >= STAND_IN_MIN_IOU:
         return []               # x stood in for y while y's track was broken
     n = np.count_nonzero(mask)
@@ -613,22 +615,22 @@ def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
     n_t = labels.shape[0]
     rows = []
     if len(tracks) and n_t > 1:
-        span = tracks.groupby("track_id")["frame"].agg(["min", "max"])
-        ended = span[(span["max"] < n_t - 1) & ~span.index.isin(list(_shrunk_away(tracks)))]
-        for last, grp in ended.groupby("max"):
-            last = int(last)
-            for x, box, mask in _masks_in_frame(labels[last], grp.index.astype(int)):
-                rows += _merger_rows(labels, span, x, last, box, mask, min_cover, n_t)
-        into = {(r[1], r[2]) for r in rows}
         frames = tracks[["track_id", "frame"]].drop_duplicates().sort_values(
             ["track_id", "frame"])
-        for x, grp in frames.groupby("track_id"):
-            f = grp["frame"].to_numpy()
+        seen = {int(t): g.to_numpy() for t, g in frames.groupby("track_id")["frame"]}
+        last_of = pd.Series({t: int(f[-1]) for t, f in seen.items()}, dtype=np.int64)
+        ended = last_of[(last_of < n_t - 1) & ~last_of.index.isin(list(_shrunk_away(tracks)))]
+        for last, grp in ended.groupby(ended):
+            last = int(last)
+            for x, box, mask in _masks_in_frame(labels[last], grp.index.astype(int)):
+                rows += _merger_rows(labels, seen, x, last, box, mask, min_cover, n_t)
+        into = {(r[1], r[2]) for r in rows}
+        for x, f in seen.items():
             for a in f[:-1][np.diff(f) > 1]:
                 a = int(a)
                 nxt = int(f[f > a][0])
-                for _, box, mask in _masks_in_frame(labels[a], [int(x)]):
-                    gap = _merger_rows(labels, span, int(x), a, box, mask, min_cover, nxt)
+                for _, box, mask in _masks_in_frame(labels[a], [x]):
+                    gap = _merger_rows(labels, seen, x, a, box, mask, min_cover, nxt)
                     rows += [r for r in gap if (r[1], r[2]) in into]
     out = pd.DataFrame(rows, columns=MERGER_COLUMNS).sort_values(
         ["ended_track_id", "into_track_id", "frame"], ignore_index=True)
