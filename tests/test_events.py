@@ -212,6 +212,22 @@ def test_enclosure_run_spans_frames_seen_through_different_hosts():
     assert 9 not in on.index                     # 2 frames are not sustained
 
 
+def test_enclosure_onset_goes_back_to_the_first_sight_of_the_ring():
+    """Inner cell 5 enclosed in frame 10, ring lost in 11-12, seen again from 13 on: with
+    a lead gap of 2 frames the onset is 10; frame 6 (3 frames before 10) is too far back.
+    Lone enclosed frames that never lead to a sustained run make no event."""
+    from livescreen.events.score import enclosure_onset
+
+    rows = [(f, 5, 12) for f in (6, 10, 13, 14, 15)] + [(f, 7, 3) for f in (2, 5, 8)]
+    enc = pd.DataFrame(rows, columns=["frame", "inner_track_id", "host_track_id"])
+    plain = enclosure_onset(enc, min_frames=2, max_break=1).set_index("inner_track_id")
+    assert plain.at[5, "internalization_frame"] == 13
+    on = enclosure_onset(enc, min_frames=2, max_break=1, lead_gap=2).set_index("inner_track_id")
+    assert on.at[5, "internalization_frame"] == 10
+    assert on.at[5, "last_enclosed_frame"] == 15
+    assert 7 not in on.index and 7 not in plain.index
+
+
 def _merger_scene(contact_frames=range(0, 3), into=2, n_t=8):
     """Host (1) and attacked cell (2) become one object, carrying the id ``into``."""
     shape = (80, 80)

@@ -55,6 +55,7 @@ class CellInCellParams(_Section):
     boundary_fraction: float = Field(0.75, gt=0, le=1)
     inside_fraction: float = Field(0.9, gt=0, le=1)
     min_duration_min: float = Field(8.0, ge=0)
+    lead_gap_min: float = Field(8.0, ge=0)
     window_min: float = Field(30.0, ge=0)
     travel_um: float = Field(40.0, ge=0)
     signal_fraction: float | None = Field(0.75, gt=0, le=1)
@@ -163,6 +164,7 @@ class ScoringGrid:
     cic_boundary_fraction: float
     cic_inside_fraction: float
     cic_min_frames: int
+    cic_lead_gap: int
     cic_window: int
     cic_travel_px: float
     cic_signal_fraction: float | None
@@ -226,6 +228,7 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         cic_boundary_fraction=ci.boundary_fraction,
         cic_inside_fraction=ci.inside_fraction,
         cic_min_frames=max(1, frames_for(ci.min_duration_min, dt)),
+        cic_lead_gap=frames_for(ci.lead_gap_min, dt),
         cic_window=frames_for(ci.window_min, dt),
         cic_travel_px=ci.travel_um / px,
         cic_signal_fraction=ci.signal_fraction,

@@ -303,13 +303,17 @@ def run_host(run: pd.DataFrame) -> int:
     return int(n.sort_values(["size", "min"], ascending=[False, True]).index[0])
 
 
-def enclosure_onset(enclosures: pd.DataFrame, min_frames: int, max_break: int
-                    ) -> pd.DataFrame:
+def enclosure_onset(enclosures: pd.DataFrame, min_frames: int, max_break: int,
+                    lead_gap: int = 0) -> pd.DataFrame:
     """First sustained enclosure of each inner target: onset frame and host.
 
     The run of enclosed frames is the inner cell's, whichever host enclosed it
     in each frame: a host ring seen only in the image in some frames (host 0)
     and segmented in others is one enclosure (:func:`run_host` names the host).
+    Enclosed frames before the first sustained run, each at most ``lead_gap``
+    frames without enclosure before the next, start it: right after the
+    internalisation, the thin host ring is often lost again for a few frames
+    before it is seen for good, and the first sight is the onset.
 
     Parameters
     ----------
@@ -319,6 +323,9 @@ def enclosure_onset(enclosures: pd.DataFrame, min_frames: int, max_break: int
         Shortest sustained enclosure.
     max_break : int
         Frames without enclosure bridged inside a run.
+    lead_gap : int, optional
+        Frames without enclosure bridged back to earlier enclosed frames that
+        are too short to be a run themselves (0: none).
 
     Returns
     -------
@@ -330,6 +337,11 @@ def enclosure_onset(enclosures: pd.DataFrame, min_frames: int, max_break: int
         frames = np.unique(grp["frame"].to_numpy(np.int64))
         for s, e in _runs(frames, max_break):
             if e - s + 1 >= min_frames:
+                earlier = frames[frames < s][::-1]
+                for f in earlier:
+                    if s - f - 1 > lead_gap:
+                        break
+                    s = int(f)
                 run = grp[(grp["frame"] >= s) & (grp["frame"] <= e)]
                 rows.append((int(inner), run_host(run), s, e))
                 break
@@ -666,7 +678,8 @@ def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: p
     bg = _background_lookup(background, death_ch, n_frames, "background")
     noise = _background_lookup(background, death_ch, n_frames, "noise")
     parents = dividing_tracks(targets)
-    encl = enclosure_onset(enclosures, grid.cic_min_frames, 1).set_index("inner_track_id")
+    encl = enclosure_onset(enclosures, grid.cic_min_frames, 1,
+                           grid.cic_lead_gap).set_index("inner_track_id")
     h, w = shape
     rows = []
     for tid, tr in targets.groupby("track_id", sort=True):
