@@ -817,23 +817,28 @@ def _inner_before(crop: np.ndarray, la: np.ndarray, lb: np.ndarray, pa: np.ndarr
     ended tracks, the one whose last mask overlaps the inner cell most is
     tried. Sizes cannot decide here: the inner cell moves onto the host's
     earlier place, and the host, a crescent or thin ring, changes size as
-    much as the inner cell does.
+    much as the inner cell does. When all holds but the first condition
+    (the inner cell, moved further onto the host's place, overlaps the
+    host's earlier outline as much as the ring does or more), the masks
+    lean to the exchange without deciding it: the caller lets brightness
+    decide (:func:`_inner_by_brightness`).
 
     Returns
     -------
     int
-        The inner cell's own track id, else 0.
+        The inner cell's own track id; minus it when the masks only lean to
+        the exchange; else 0.
     """
     keep, ring = _iou(la, pa), _iou(lb, pa)
-    if ring <= keep:
-        return 0
     best, best_iou, pc = _ended_under(crop, la, t, last, pair)
     best_host = _iou(lb, pc) if best else 0.0
     log.debug("frame %d: ring/host %.2f, inner/host %.2f, inner/%d %.2f, ring/%d %.2f", t, ring,
               keep, best, best_iou, best, best_host)
     if ring <= best_host:       # the ring continues the ended track at least as well
         return 0
-    return best if ring + best_iou > keep + best_host + margin else 0
+    if ring + best_iou <= keep + best_host + margin:
+        return 0
+    return best if ring > keep else -best
 
 
 #: a track that ended is the inner cell's own (:func:`_inner_by_brightness`) when
@@ -904,7 +909,9 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     track then continues with the inner cell and the ring takes the host's
     id back (:func:`_inner_before`). When the host's id comes back on the
     inner cell after a one-frame gap (both had new ids in that frame) and
-    the ring's id is that young, the cells' brightness decides the same way
+    the ring's id is that young, or when the masks only lean to that
+    reading (the inner cell overlaps the host's earlier outline about as
+    much as the ring does), the cells' brightness decides the same way
     (:func:`_inner_by_brightness`; ``tracks`` with ``intensity_mean_target``).
     Each cell keeps its own parent; a track the tracker started by division
     from one of the two follows the masks it came from, now under the other
@@ -980,6 +987,9 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
             if not said and pb is None and pa is not None and t >= t0 - 1:
                 # the crescent frame just before the ring closes, or the onset
                 c = _inner_before(crop, la, lb, pa, t, last, (a, b), margin)
+                if c < 0:   # the masks lean to the exchange without deciding it
+                    c = (_inner_by_brightness(crop, la, t, last, (a, b), bright)
+                         if bright is not None else 0)
                 said = c > 0
             if (not said and bright is not None and pa is not None and t >= t0 - 1
                     and not (crop[t - 1] == a).any() and first.get(b, t) >= t - 1):
