@@ -801,7 +801,7 @@ def _ended_under(crop: np.ndarray, la: np.ndarray, t: int, last: pd.Series,
 
 
 def _inner_before(crop: np.ndarray, la: np.ndarray, lb: np.ndarray, pa: np.ndarray, t: int,
-                  last: pd.Series, pair: tuple[int, int], margin: float) -> int:
+                  last: pd.Series, pair: tuple[int, int], margin: float) -> tuple[int, bool]:
     """The inner cell's own track, when the host's id went over to it at frame ``t``.
 
     ``la`` / ``lb`` are the filled masks at ``t`` of the inner cell (carrying
@@ -825,20 +825,19 @@ def _inner_before(crop: np.ndarray, la: np.ndarray, lb: np.ndarray, pa: np.ndarr
 
     Returns
     -------
-    int
-        The inner cell's own track id; minus it when the masks only lean to
-        the exchange; else 0.
+    track : int
+        The inner cell's own track id, else 0.
+    decided : bool
+        Whether the masks decide it (False: they only lean to the exchange).
     """
     keep, ring = _iou(la, pa), _iou(lb, pa)
     best, best_iou, pc = _ended_under(crop, la, t, last, pair)
     best_host = _iou(lb, pc) if best else 0.0
     log.debug("frame %d: ring/host %.2f, inner/host %.2f, inner/%d %.2f, ring/%d %.2f", t, ring,
               keep, best, best_iou, best, best_host)
-    if ring <= best_host:       # the ring continues the ended track at least as well
-        return 0
-    if ring + best_iou <= keep + best_host + margin:
-        return 0
-    return best if ring > keep else -best
+    if ring <= best_host or ring + best_iou <= keep + best_host + margin:
+        return 0, True          # the ring continues the ended track, or the other reading wins
+    return best, ring > keep
 
 
 #: a track that ended is the inner cell's own (:func:`_inner_by_brightness`) when
@@ -986,8 +985,8 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
             c = 0
             if not said and pb is None and pa is not None and t >= t0 - 1:
                 # the crescent frame just before the ring closes, or the onset
-                c = _inner_before(crop, la, lb, pa, t, last, (a, b), margin)
-                if c < 0:   # the masks lean to the exchange without deciding it
+                c, decided = _inner_before(crop, la, lb, pa, t, last, (a, b), margin)
+                if c and not decided:   # the masks lean to the exchange: brightness decides
                     c = (_inner_by_brightness(crop, la, t, last, (a, b), bright)
                          if bright is not None else 0)
                 said = c > 0
