@@ -1051,11 +1051,12 @@ def test_host_id_gone_over_with_masks_in_a_tie_is_given_back_by_brightness(
     assert set(fixed[3:][host[3:]]) == {1}
 
 
-def _gap_movie():
+def _gap_movie(piece_at: int | None = None):
     """Host 1 (frames 0-2) and attacked cell 2 beside it; in frame 3 both get new
     ids (the cell 5, jumping onto the host's place; the host 6, now a ring around
     it); from frame 4 the host's id 1, absent in frame 3, is back on the inner
-    cell and the ring keeps 6. Returns the labels and which cell each object is."""
+    cell and the ring keeps 6. With ``piece_at``, id 5 comes back in that frame
+    on a piece of the ring. Returns the labels and which cell each object is."""
     n_t, shape = 7, (64, 80)
     yy, xx = np.mgrid[:shape[0], :shape[1]]
     labels = np.zeros((n_t, *shape), np.int32)
@@ -1072,6 +1073,9 @@ def _gap_movie():
         labels[t][ring & ((yy - 32) ** 2 + (xx - 40) ** 2 > 11 ** 2)] = 6
         labels[t][inner] = 5 if t == 3 else 1
         cell.update({(6, t): "host", (5 if t == 3 else 1, t): "inner"})
+        if t == piece_at:
+            labels[t][(labels[t] == 6) & (xx > 50)] = 5
+            cell[(5, t)] = "host"
     return labels, cell
 
 
@@ -1097,6 +1101,24 @@ def test_host_id_back_after_a_gap_is_given_back_by_brightness(inner_brighter):
     assert set(fixed[:3][inner[:3]]) == {1}              # the host before the gap
     assert fixed_tracks.groupby("track_id")["frame"].agg(["min", "max"]).loc[5].tolist() == [
         3, 6]
+
+
+def test_host_id_back_after_a_gap_with_the_inner_cells_id_back_on_a_ring_piece():
+    """Held-out P4 B02 (own masks): as above, but the inner cell's one-frame id (5)
+    comes back two frames later on a piece of the host ring, so track 5 does not
+    end. It is still the inner cell's own track: the inner cell continues it, the
+    ring takes the host's id back, and the piece goes to the ring's new id (6)."""
+    labels, cell = _gap_movie(piece_at=5)
+    level = {"inner": 400.0, "host": 350.0}
+    fixed, fixed_tracks, n = _repair_with_brightness(labels, _tracks_of(labels), cell, level,
+                                                     host=6, drift=2.0)
+    assert n == 1
+    inner, ring, piece = labels == 1, labels == 6, labels == 5
+    assert set(fixed[4:][inner[4:]]) == {5}
+    assert set(fixed[4:][ring[4:]]) == {1}
+    assert set(fixed[5][piece[5]]) == {6}
+    assert set(fixed[3][piece[3]]) == {5}
+    assert len(fixed_tracks.drop_duplicates(["track_id", "frame"])) == len(fixed_tracks)
 
 def _linked(labels: np.ndarray, parents: dict[int, int]) -> pd.DataFrame:
     tracks = _tracks_of(labels)
@@ -1267,6 +1289,25 @@ def test_stitching_takes_the_piece_that_ended_last_and_skips_cells_that_carry_on
     assert set(np.unique(fixed[3:, 30, 45])) == {5}     # track 7 is track 5's continuation
     assert set(out.loc[out["track_id"] == 5, "frame"]) == set(range(8))
     assert {6, 8, 10} <= set(out["track_id"])            # the others are untouched
+
+
+@pytest.mark.parametrize("level,joined", [(310.0, True), (267.0, False)])
+def test_stitching_needs_the_cell_s_own_brightness(level, joined):
+    """Held-out P4 B02 (own masks): inner cell and host both got new tracks in one
+    frame; the host ring's new track was joined to the inner cell's ended track
+    (brightness 290 -> 268, log ratio 0.081), and the two cells exchanged identities. A piece
+    whose brightness differs by more than ``brightness_change`` (log ratio) from
+    its predecessor's is another cell; unchecked when None."""
+    labels, tracks = _pieces_movie()
+    tracks["intensity_mean_target"] = np.where(tracks["track_id"] == 7, level, 290.0)
+    pairs = pd.DataFrame({"inner_track_id": [7], "host_track_id": [9],
+                          "internalization_frame": [4]})
+    fixed, _, n = stitch_engulfments(labels, tracks, pairs, window=3, travel_px=30,
+                                     max_gap=1, brightness_change=0.08)
+    assert n == int(joined)
+    assert set(np.unique(fixed[3:, 30, 45])) == ({5} if joined else {7})
+    assert stitch_engulfments(labels, tracks, pairs, window=3, travel_px=30, max_gap=1,
+                              brightness_change=None)[2] == 1
 
 
 def test_demo_study_gt_labels_every_event_type(tmp_path):

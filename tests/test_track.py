@@ -415,6 +415,56 @@ def test_relink_by_brightness_area_guard_and_inputs_untouched():
                                 0.1, 0.05, 25.0, 3)[2] == 0
 
 
+def _piece_features(piece_area=80, born_level=102.0, born_frame=4):
+    """Inner cell (track 1) at (40, 30), brightness 100, area 300, frames 0-3; from
+    frame 4 track 1 goes on onto a host-ring piece (``piece_area``, brightness 160)
+    while the inner cell, a little further in, is track 2, born at ``born_frame``."""
+    rows = ([(f, 40.0, 30.0, 300, 100.0, 1) for f in range(4)]
+            + [(f, 40.0, 40.0, piece_area, 160.0, 1) for f in range(4, 8)]
+            + [(f, 40.0, 34.0, 280, born_level, 2) for f in range(born_frame, 8)])
+    return pd.DataFrame(rows, columns=["frame", "y_px", "x_px", "area_px",
+                                       "intensity_mean_target", "track"])
+
+
+@pytest.mark.parametrize("parents", [{1: 0, 2: 0}, {1: 5, 2: 5}], ids=["orphan", "sister"])
+def test_relink_by_brightness_gives_a_track_born_with_its_brightness_the_continuation(parents):
+    """P4 C02 / P9 C03 (held-out, own masks): at internalisation the inner cell got
+    a new id while its own id went on to a piece of its host's ring (brightness
+    -25 %). The track born there with the inner cell's brightness and size takes
+    the inner cell's id; the piece gets the new one, whether the tracker left the
+    new track without a parent or called the break a division (sisters)."""
+    from livescreen.track import relink_by_brightness
+
+    feats = _piece_features()
+    of = feats["track"].to_numpy(np.int64)
+    new_of, new_parents, n = relink_by_brightness(feats, of, parents, "intensity_mean_target",
+                                                  0.1, 0.05, 25.0, 3)
+    inner = (feats["area_px"] >= 280).to_numpy()
+    assert n == 1
+    assert (new_of[inner] == 1).all() and (new_of[~inner] == 2).all()
+    assert new_parents == parents
+    assert (of == feats["track"].to_numpy()).all()      # input untouched
+
+
+@pytest.mark.parametrize("case", ["born_later", "other_brightness", "other_parent",
+                                  "no_piece"])
+def test_relink_by_brightness_born_track_must_start_there_and_match(case):
+    """No exchange with a track born a frame after the link, with a track whose
+    brightness does not match the inner cell's, with another cell's daughter, or
+    when the track went on to an object of its own size (a cell, not a piece:
+    held-out P5 D02, where the track had taken the born cell's id a frame before)."""
+    from livescreen.track import relink_by_brightness
+
+    feats = {"born_later": _piece_features(born_frame=5),
+             "other_brightness": _piece_features(born_level=125.0),
+             "other_parent": _piece_features(),
+             "no_piece": _piece_features(piece_area=250)}[case]
+    parents = {1: 0, 2: 7} if case == "other_parent" else {1: 0, 2: 0}
+    of = feats["track"].to_numpy(np.int64)
+    assert relink_by_brightness(feats, of, parents, "intensity_mean_target",
+                                0.1, 0.05, 25.0, 3)[2] == 0
+
+
 def test_relink_clears_parents_that_do_not_end_before_their_child():
     """After ids were edited, a parent that lives on past its child's start is no
     parent; a grandchild's root and generation follow the cleared link."""

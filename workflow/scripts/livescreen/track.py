@@ -454,8 +454,15 @@ def relink_by_brightness(features: pd.DataFrame, track_of: np.ndarray,
     is within a factor ``max_area_ratio`` of ``b``'s (a fragment's mean
     intensity can match by chance): ``H``'s part from
     ``b`` on becomes ``J``'s (with ``H``'s later daughters) and ``H`` ends
-    before ``b``. The closest match wins; links are examined in frame order
-    and each relink is seen by later checks.
+    before ``b``. A track ``N`` that starts in ``b``'s frame, without a
+    parent or as ``H``'s sister (the tracker may call the break a
+    division), is a candidate too, under the same conditions with ``H``'s
+    recent brightness and area (up to the link) matched by ``N``'s first
+    object, when ``b`` is smaller than ``H``'s recent area by more than
+    that factor: the inner cell got a new id while its own id went on to a
+    piece of its host's ring. Then ``H`` and ``N`` exchange their parts from
+    ``b`` on (``N`` takes ``b``). The closest match wins; links are examined
+    in frame order and each relink is seen by later checks.
 
     Parameters
     ----------
@@ -506,6 +513,9 @@ def relink_by_brightness(features: pd.DataFrame, track_of: np.ndarray,
         end_i = order[last]                     # each track's last object
         end_track, end_frame, end_ref, end_size = tr[last], fr[last], ref[last], ref_size[last]
         free = ~np.isin(end_track, [p for p in parents.values() if p])   # did not divide
+        start = np.r_[True, ~same]
+        born_i, born_track, born_frame = order[start], tr[start], fr[start]
+        born_parent = np.array([parents.get(int(t), 0) for t in born_track], dtype=np.int64)
         hit = None
         for k in sorted(trig, key=lambda k: (fr[k], tr[k])):
             h, t1, b = int(tr[k]), int(fr[k]), int(order[k])
@@ -518,17 +528,35 @@ def relink_by_brightness(features: pd.DataFrame, track_of: np.ndarray,
                   & (np.hypot(*(yx[end_i] - yx[b]).T) <= max_jump_px)
                   & (dm <= match) & (dm < step[k - 1] / 2)
                   & (np.abs(end_size - size[b]) <= max_size_change))
-            if ok.any():
-                hit = (h, t1, int(end_track[np.argmin(np.where(ok, dm, np.inf))]))
+            # a track born in b's frame that looks like H before the link
+            dn = np.abs(level[born_i] - ref[k - 1])
+            ok_n = ((born_track != h) & (born_frame == t1)
+                    & (size[b] < ref_size[k - 1] - max_size_change)     # b: a piece
+                    & ((born_parent == 0) | (born_parent == parents.get(h, 0)))
+                    & (np.hypot(*(yx[born_i] - yx[order[k - 1]]).T) <= max_jump_px)
+                    & (dn <= match) & (dn < step[k - 1] / 2)
+                    & (np.abs(size[born_i] - ref_size[k - 1]) <= max_size_change))
+            if ok.any() or ok_n.any():
+                e, n = np.where(ok, dm, np.inf), np.where(ok_n, dn, np.inf)
+                hit = ((h, t1, int(end_track[np.argmin(e)]), False) if e.min() <= n.min()
+                       else (h, t1, int(born_track[np.argmin(n)]), True))
                 break
         if hit is None:
             return track_of, parents, n_relinked
-        h, t1, j = hit
-        log.debug("track %d from frame %d continues ended track %d (brightness)", h, t1, j)
-        track_of[(track_of == h) & (frame >= t1)] = j
+        h, t1, j, born = hit
+        moved = (track_of == h) & (frame >= t1)
+        if born:
+            log.debug("track %d from frame %d exchanged with track %d born there "
+                      "(brightness)", h, t1, j)
+            track_of[track_of == j] = h
+        else:
+            log.debug("track %d from frame %d continues ended track %d (brightness)", h, t1, j)
+        track_of[moved] = j
         for c, p in list(parents.items()):
             if p == h:      # daughters start after their mother's (moved) end
                 parents[c] = j
+            elif born and p == j:
+                parents[c] = h
         n_relinked += 1
 
 
@@ -727,8 +755,9 @@ def link_objects(features: pd.DataFrame, params: TrackingParams, pixel_size_um: 
             params.relink_brightness_match, params.relink_max_jump_um / pixel_size_um,
             max_lost_frames(params, frame_interval_min), params.relink_max_area_ratio)
         if n_relinked:
-            log.info("%d track continuation(s) given to an ended track of the same "
-                     "brightness (%s)", n_relinked, brightness_column)
+            log.info("%d track continuation(s) given to an ended track, or exchanged with a "
+                     "track born there, of the same brightness (%s)", n_relinked,
+                     brightness_column)
     if params.divisions:
         n_before = sum(1 for p in parents.values() if p)
         track_of, parents = split_divisions(

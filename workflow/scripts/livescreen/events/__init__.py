@@ -110,7 +110,7 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
                           ignore_index=True)
     target_labels, target_tracks, n_joined = stitch_engulfments(
         target_labels, target_tracks, pairs, grid.cic_window, grid.cic_travel_px,
-        max_gap=grid.contact_max_break)
+        max_gap=grid.contact_max_break, brightness_change=grid.cic_travel_brightness_change)
     if n_joined:
         meas = measure_site(target_labels, effector_labels, movie, **kw)
         if merge:       # ids changed: mergers of the joined tracks

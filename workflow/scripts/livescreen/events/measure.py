@@ -777,11 +777,13 @@ def _last_mask(crop: np.ndarray, tid: int, t: int, closed_by: int = 0,
 
 
 def _ended_under(crop: np.ndarray, la: np.ndarray, t: int, last: pd.Series,
-                 pair: tuple[int, int]) -> tuple[int, float, np.ndarray | None]:
+                 pair: tuple[int, int], gone: bool = False
+                 ) -> tuple[int, float, np.ndarray | None]:
     """The ended track whose last mask overlaps ``la`` most.
 
     Candidates: tracks not in ``pair`` seen 1-2 frames before ``t`` that end
-    before ``t`` (and so never come back).
+    before ``t`` (and so never come back); with ``gone``, also those absent
+    at ``t`` that come back later (as a piece of the host ring).
 
     Returns
     -------
@@ -790,7 +792,8 @@ def _ended_under(crop: np.ndarray, la: np.ndarray, t: int, last: pd.Series,
         overlaps.
     """
     ended = {int(i) for k in (t - 1, t - 2) if k >= 0 for i in np.unique(crop[k])
-             if i and int(i) not in pair and last.get(int(i), t) < t}
+             if i and int(i) not in pair and (last.get(int(i), t) < t or (
+                 gone and not (crop[t] == i).any()))}
     best, best_iou, best_mask = 0, 0.0, None
     for c in sorted(ended):
         pc = _last_mask(crop, c, t)
@@ -847,7 +850,7 @@ BRIGHTNESS_MARGIN = 0.05
 
 
 def _inner_by_brightness(crop: np.ndarray, la: np.ndarray, t: int, last: pd.Series,
-                         pair: tuple[int, int], bright: pd.Series) -> int:
+                         pair: tuple[int, int], bright: pd.Series, gone: bool = False) -> int:
     """The inner cell's own track, when the host's id came back on it after a gap.
 
     The pattern (true labels of held-out plates, docs/events.md): in the frame
@@ -860,6 +863,9 @@ def _inner_by_brightness(crop: np.ndarray, la: np.ndarray, t: int, last: pd.Seri
     whose last mask overlaps the inner cell's ``la`` most is its own track
     when its last brightness is closer to the inner cell's at ``t`` than the
     host id's last brightness is, by :data:`BRIGHTNESS_MARGIN` of the latter.
+    With ``gone``, a track absent at ``t`` that comes back later is a
+    candidate too (:func:`_ended_under`), its brightness read in its last
+    frame before ``t``.
 
     Returns
     -------
@@ -871,10 +877,11 @@ def _inner_by_brightness(crop: np.ndarray, la: np.ndarray, t: int, last: pd.Seri
     if not before or (a, t) not in bright.index:
         return 0
     host_then, now = float(bright[(a, before[0])]), float(bright[(a, t)])
-    best = _ended_under(crop, la, t, last, pair)[0]
-    if not best or (best, int(last[best])) not in bright.index:
+    best = _ended_under(crop, la, t, last, pair, gone)[0]
+    seen = [k for k in (t - 1, t - 2) if (best, k) in bright.index] if best else []
+    if not seen:
         return 0
-    own = float(bright[(best, int(last[best]))])
+    own = float(bright[(best, seen[0])])
     log.debug("frame %d: brightness inner %.1f, host before %.1f, track %d %.1f", t, now,
               host_then, best, own)
     return best if abs(now - own) + BRIGHTNESS_MARGIN * host_then < abs(now - host_then) else 0
@@ -911,7 +918,9 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     the ring's id is that young, or when the masks only lean to that
     reading (the inner cell overlaps the host's earlier outline about as
     much as the ring does), the cells' brightness decides the same way
-    (:func:`_inner_by_brightness`; ``tracks`` with ``intensity_mean_target``).
+    (:func:`_inner_by_brightness`; ``tracks`` with ``intensity_mean_target``;
+    after a gap the inner cell's track may come back later as a piece of
+    the ring: those masks go to the ring's new id).
     Each cell keeps its own parent; a track the tracker started by division
     from one of the two follows the masks it came from, now under the other
     id, and the lineage columns are made consistent
@@ -993,7 +1002,7 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
             if (not said and bright is not None and pa is not None and t >= t0 - 1
                     and not (crop[t - 1] == a).any() and first.get(b, t) >= t - 1):
                 # the host's id came back after a one-frame gap on the inner cell
-                c = _inner_by_brightness(crop, la, t, last, (a, b), bright)
+                c = _inner_by_brightness(crop, la, t, last, (a, b), bright, gone=True)
                 said = c > 0
             if said:
                 swaps.append((a, b, t, c, t0))
@@ -1004,11 +1013,15 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     tracks = tracks.copy()
     linked = "parent_track_id" in tracks
     for a, b, t, c, t0 in swaps:
-        # from t on: a's masks -> c (the inner cell's own track) or b; b's -> a
+        # from t on: a's masks -> c (the inner cell's own track) or b; b's -> a;
+        # c's own later masks (pieces of the host ring) -> b
         to_a = c or b
         seg = labels[t:]
         ma, mb = seg == a, seg == b
+        mc = (seg == c) if c else None
         seg[ma], seg[mb] = to_a, a
+        if mc is not None and mc.any():
+            seg[mc] = b
         if linked:      # a cell keeps its own parent; the masks' children follow the masks
             own = tracks.sort_values("frame", kind="stable").groupby("track_id")[
                 "parent_track_id"].first()
@@ -1017,7 +1030,10 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
             tracks.loc[ca, "parent_track_id"], tracks.loc[cb, "parent_track_id"] = to_a, a
         ra = (tracks["track_id"] == a) & (tracks["frame"] >= t)
         rb = (tracks["track_id"] == b) & (tracks["frame"] >= t)
+        rc = (tracks["track_id"] == c) & (tracks["frame"] >= t) if c else None
         tracks.loc[ra, "track_id"], tracks.loc[rb, "track_id"] = to_a, a
+        if rc is not None and rc.any():
+            tracks.loc[rc, "track_id"] = b
         if linked:
             for tid in (a, b, c):
                 tracks.loc[tracks["track_id"] == tid, "parent_track_id"] = own.get(tid, 0)
@@ -1046,17 +1062,21 @@ def _continues(labels: np.ndarray, prev: int, prev_frame: int, frame: int) -> in
 
 
 def _chain_back(labels: np.ndarray, tracks: pd.DataFrame, inner: int, span: pd.DataFrame,
-                window: int, travel_px: float, max_gap: int) -> list[int]:
+                window: int, travel_px: float, max_gap: int,
+                brightness_change: float | None = None) -> list[int]:
     """Tracks that the inner cell ``inner`` came through, latest first (itself excluded).
 
     A predecessor ended at most ``max_gap`` frames before the current piece
     started, within ``travel_px`` of its first position, and its mask does
     not continue, by overlap, into another track (then that track is the
-    cell, not this piece). Of several, the parent the tracker gave the piece
-    is taken if it qualifies, else the one that ended last (fewest frames
-    missing), then the nearest: an inner cell crossing into its host leaves
-    its track one frame and is found the next, while a neighbour lost a frame
-    earlier may lie closer.
+    cell, not this piece). With ``brightness_change`` (and ``span`` columns
+    ``b_first`` / ``b_last``, the mean intensities of a track's first and
+    last objects), its last brightness is within that absolute log ratio of
+    the piece's first: a piece keeps its cell's brightness. Of several, the
+    parent the tracker gave the piece is taken if it qualifies, else the one
+    that ended last (fewest frames missing), then the nearest: an inner cell
+    crossing into its host leaves its track one frame and is found the next,
+    while a neighbour lost a frame earlier may lie closer.
     """
     chain, cur = [], int(inner)
     while len(chain) <= window:
@@ -1071,6 +1091,9 @@ def _chain_back(labels: np.ndarray, tracks: pd.DataFrame, inner: int, span: pd.D
         d = pd.Series(np.hypot(ended["y_last"] - row["y_px"], ended["x_last"] - row["x_px"]),
                       index=ended.index)
         d = d[d <= travel_px]
+        if brightness_change is not None and "b_first" in span:
+            step = np.abs(np.log(span.loc[d.index, "b_last"] / span.at[cur, "b_first"]))
+            d = d[~(step > brightness_change)]     # unknown (NaN) brightness: not checked
         par = int(span.at[cur, "parent"])
         # the parent, else the piece that ended last (fewest frames missing),
         # nearest first; a track whose mask continues into another is not a piece
@@ -1088,7 +1111,8 @@ def _chain_back(labels: np.ndarray, tracks: pd.DataFrame, inner: int, span: pd.D
 
 
 def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataFrame,
-                       window: int, travel_px: float, max_gap: int = 1
+                       window: int, travel_px: float, max_gap: int = 1,
+                       brightness_change: float | None = None
                        ) -> tuple[np.ndarray, pd.DataFrame, int]:
     """Join the track pieces of a cell that moved into its host.
 
@@ -1099,7 +1123,11 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     (inner) track, a predecessor is a track that ended at most ``max_gap``
     frames before it started, within ``travel_px`` of its first position,
     whose last mask does not continue into another track by overlap (IoU >=
-    0.5); of several, its parent if that qualifies, else the one that ended
+    0.5) and, with ``brightness_change``, whose last mean target-channel
+    intensity (``tracks``' ``intensity_mean_target``) is within that
+    absolute log ratio of the piece's first (a cell keeps its brightness;
+    the host ring's new track, next to the inner cell's old one, does not
+    have the inner cell's); of several, its parent if that qualifies, else the one that ended
     last, then the nearest (:func:`_chain_back`). If the chain reaches back to a track
     that ended no more than ``window`` frames before the enclosure began, the
     pieces are given the first piece's id (the rest of the chain's siblings
@@ -1120,6 +1148,8 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
         Largest jump between pieces without a parent link.
     max_gap : int, optional
         Frames missing between pieces.
+    brightness_change : float, optional
+        Largest brightness change between pieces; None: not checked.
 
     Returns
     -------
@@ -1133,13 +1163,17 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     span = pd.DataFrame({"first": g["frame"].min(), "last": g["frame"].max(),
                          "parent": g["parent_track_id"].first(),
                          "y_last": g["y_px"].last(), "x_last": g["x_px"].last()})
+    if brightness_change is not None and "intensity_mean_target" in tr:
+        span["b_first"] = g["intensity_mean_target"].first()
+        span["b_last"] = g["intensity_mean_target"].last()
     rename: dict[int, int] = {}
     used: set[int] = set()
     for p in pairs.itertuples(index=False):
         inner, t0 = int(p.inner_track_id), int(p.internalization_frame)
         if inner not in span.index or inner in used:
             continue
-        chain = _chain_back(labels, tr, inner, span, window, travel_px, max_gap)
+        chain = _chain_back(labels, tr, inner, span, window, travel_px, max_gap,
+                            brightness_change)
         if not chain or t0 - int(span.at[chain[-1], "last"]) > window:
             continue
         if int(p.host_track_id) in chain or used.intersection(chain):

@@ -58,6 +58,7 @@ class CellInCellParams(_Section):
     lead_gap_min: float = Field(8.0, ge=0)
     window_min: float = Field(30.0, ge=0)
     travel_um: float = Field(40.0, ge=0)
+    travel_brightness_change: float | None = Field(0.08, gt=0)
     signal_fraction: float | None = Field(0.75, gt=0, le=1)
     signal_ring_um: float = Field(1.5, gt=0)
     signal_level: float = Field(0.35, gt=0, lt=1)
@@ -167,6 +168,7 @@ class ScoringGrid:
     cic_lead_gap: int
     cic_window: int
     cic_travel_px: float
+    cic_travel_brightness_change: float | None
     cic_signal_fraction: float | None
     cic_signal_ring_px: float
     cic_signal_level: float
@@ -231,6 +233,7 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         cic_lead_gap=frames_for(ci.lead_gap_min, dt),
         cic_window=frames_for(ci.window_min, dt),
         cic_travel_px=ci.travel_um / px,
+        cic_travel_brightness_change=ci.travel_brightness_change,
         cic_signal_fraction=ci.signal_fraction,
         cic_signal_ring_px=ci.signal_ring_um / px,
         cic_signal_level=ci.signal_level,
