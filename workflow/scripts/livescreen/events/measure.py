@@ -1016,11 +1016,14 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
         # from t on: a's masks -> c (the inner cell's own track) or b; b's -> a;
         # c's own later masks (pieces of the host ring) -> b
         to_a = c or b
+        # c comes back later only on the gap route (labels and table agree)
+        rc = (tracks["track_id"] == c) & (tracks["frame"] >= t) if c else None
+        c_later = rc is not None and bool(rc.any())
         seg = labels[t:]
         ma, mb = seg == a, seg == b
-        mc = (seg == c) if c else None
+        mc = seg == c if c_later else None
         seg[ma], seg[mb] = to_a, a
-        if mc is not None and mc.any():
+        if c_later:
             seg[mc] = b
         if linked:      # a cell keeps its own parent; the masks' children follow the masks
             own = tracks.sort_values("frame", kind="stable").groupby("track_id")[
@@ -1030,9 +1033,8 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
             tracks.loc[ca, "parent_track_id"], tracks.loc[cb, "parent_track_id"] = to_a, a
         ra = (tracks["track_id"] == a) & (tracks["frame"] >= t)
         rb = (tracks["track_id"] == b) & (tracks["frame"] >= t)
-        rc = (tracks["track_id"] == c) & (tracks["frame"] >= t) if c else None
         tracks.loc[ra, "track_id"], tracks.loc[rb, "track_id"] = to_a, a
-        if rc is not None and rc.any():
+        if c_later:
             tracks.loc[rc, "track_id"] = b
         if linked:
             for tid in (a, b, c):
