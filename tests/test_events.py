@@ -16,8 +16,10 @@ from livescreen.events import (
     to_pixels_frames,
 )
 from livescreen.events.measure import (
+    drop_core_rows_of_enclosed,
     drop_objects,
     frame_contacts,
+    frame_core_enclosures,
     frame_effector_signal,
     frame_enclosures,
     frame_signal_enclosures,
@@ -27,6 +29,7 @@ from livescreen.events.measure import (
     track_births,
     track_mergers,
 )
+from livescreen.events.score import core_only_tracks
 from livescreen.events.validate import (
     match_events,
     summarize,
@@ -559,6 +562,101 @@ def test_signal_enclosure_is_used_only_with_a_movie_and_when_configured():
     assert 5 not in set(off["inner_track_id"])
     assert measure_site(labels, np.zeros_like(labels), None, cic_signal=sig,
                         **kw)["enclosures"].query("inner_track_id == 5").empty
+
+
+def _core_scene(ring_level: float = 175.0):
+    """Target channel and labels (background 100): an inner cell (300) and its host
+    ring (``ring_level``) segmented as one object (5); a free cell, bright cytoplasm
+    and dimmer nucleus (6); a cell still being wrapped, its ring 150 (7); a bright
+    cell alone (8); a merged object cut by the image edge (9)."""
+    shape = (40, 200)
+    img = np.full(shape, 100.0)
+    lab = np.zeros(shape, np.uint32)
+    for k, cx, ring in ((5, 25, ring_level), (7, 105, 150.0), (9, 192, ring_level)):
+        lab[disc(shape, 20, cx, 14)] = k
+        img[disc(shape, 20, cx, 14)] = ring
+        img[disc(shape, 20, cx, 6)] = 300.0
+    lab[disc(shape, 20, 65, 9)] = 6
+    img[disc(shape, 20, 65, 9)] = 300.0
+    img[disc(shape, 20, 65, 4)] = 220.0
+    lab[disc(shape, 20, 145, 8)] = 8
+    img[disc(shape, 20, 145, 8)] = 300.0
+    return img, lab
+
+
+CORE = dict(level=0.7, rim_min=0.3, rim_max=0.5, depth_px=1.9, min_fraction=0.1)
+
+
+def test_core_enclosure_reads_an_inner_cell_merged_with_its_host_ring():
+    img, lab = _core_scene()
+    before = img.copy(), lab.copy()
+    c = frame_core_enclosures(img, lab, 100.0, **CORE)
+    np.testing.assert_array_equal(img, before[0])
+    np.testing.assert_array_equal(lab, before[1])
+    # not the free cell (its bright part reaches the outline), not the cell whose
+    # ring is still too thin, not the lone bright cell, not the object at the edge
+    assert c["inner_track_id"].tolist() == [5]
+    assert c["host_track_id"].tolist() == [0]          # the host is not segmented apart
+    assert c["signal_fraction"].isna().all()
+    assert c["inside_fraction"].iloc[0] == pytest.approx(113 / 621, abs=0.02)  # core share
+    # a rim as bright as half the core or more is a cell's own edge, not a host ring
+    assert frame_core_enclosures(*_core_scene(ring_level=210.0)[:2], 100.0, **CORE).empty
+    flat = frame_core_enclosures(np.full(lab.shape, 100.0), lab, 100.0, **CORE)
+    assert flat.empty and list(flat.columns) == list(c.columns)
+
+
+def test_core_rows_are_kept_only_for_tracks_nothing_else_encloses():
+    """Track 5 is enclosed only by its bright core; track 6 by its core from frame 3
+    and by a host mask from frame 5 (the host mask dates it); track 7 by an
+    unlabelled ring (host 0 with a signal fraction)."""
+    rows = [(f, 5, 0, 0.0, 0.2, np.nan) for f in (4, 5, 6)] \
+        + [(f, 6, 0, 0.0, 0.2, np.nan) for f in (3, 4)] \
+        + [(f, 6, 12, 0.9, 0.0, np.nan) for f in (5, 6)] \
+        + [(f, 7, 0, 0.1, 0.0, 0.8) for f in (2, 3)]
+    enc = pd.DataFrame(rows, columns=["frame", "inner_track_id", "host_track_id",
+                                      "boundary_fraction", "inside_fraction",
+                                      "signal_fraction"])
+    kept = drop_core_rows_of_enclosed(enc)
+    assert len(enc) == 9                                   # input not modified
+    assert kept.groupby("inner_track_id")["frame"].apply(list).to_dict() == {
+        5: [4, 5, 6], 6: [5, 6], 7: [2, 3]}
+    assert core_only_tracks(enc) == {5} and core_only_tracks(kept) == {5}
+
+
+@pytest.mark.parametrize("core_level", [0.7, None], ids=["on", "off"])
+def test_a_cell_merged_with_its_host_ring_is_cell_in_cell_without_a_contact(core_level):
+    """Target 5 is a free cell in frames 0-3; from frame 4 it is inside a host ring
+    segmented with it as one object (spontaneous: no effector). Its fate is
+    cell-in-cell from frame 4, host not segmented (0); with the route off
+    (``cell_in_cell.core_level: null``) it stays uncontacted. Cell 6 stays free."""
+    shape, n_t = (40, 80), 10
+    tl = np.zeros((n_t, *shape), np.uint32)
+    movie = np.full((n_t, 2, *shape), 100.0)
+    for t in range(n_t):
+        movie[t, 0][disc(shape, 20, 60, 8)] = 300.0
+        tl[t][disc(shape, 20, 60, 8)] = 6
+        if t < 4:
+            tl[t][disc(shape, 20, 22, 8)] = 5
+            movie[t, 0][disc(shape, 20, 22, 8)] = 300.0
+        else:
+            tl[t][disc(shape, 20, 22, 14)] = 5
+            movie[t, 0][disc(shape, 20, 22, 14)] = 175.0
+            movie[t, 0][disc(shape, 20, 22, 6)] = 300.0
+    el = np.zeros_like(tl)
+    movie = movie.astype(np.uint16)
+    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
+    out = score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
+                       tracks_from_labels(el, movie, "effector"), imaging=imaging,
+                       params=event_params({"cell_in_cell": {"core_level": core_level}}),
+                       **SITE)
+    fates = out["fates"].set_index("target_track_id")
+    assert fates.at[6, "outcome"] == "uncontacted"
+    assert not fates.at[5, "contacted"]
+    if core_level is None:
+        assert fates.at[5, "outcome"] == "uncontacted"
+    else:
+        assert fates.at[5, "outcome"] == "cell_in_cell"
+        assert (fates.at[5, "internalization_frame"], fates.at[5, "host_track_id"]) == (4, 0)
 
 
 def test_effector_signal_leaves_out_pixels_near_targets():

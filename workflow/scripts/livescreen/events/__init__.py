@@ -95,7 +95,11 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
               cic_signal=None if grid.cic_signal_fraction is None else dict(
                   ring_px=grid.cic_signal_ring_px, level=grid.cic_signal_level,
                   min_fraction=grid.cic_signal_fraction,
-                  others_max=grid.cic_signal_others_max))
+                  others_max=grid.cic_signal_others_max),
+              cic_core=None if grid.cic_core_level is None else dict(
+                  level=grid.cic_core_level, rim_min=grid.cic_core_rim_min,
+                  rim_max=grid.cic_core_rim_max,
+                  depth_px=grid.cic_core_depth_px, min_fraction=grid.cic_core_min_fraction))
     meas = measure_site(target_labels, effector_labels, movie, **kw)
     pairs = enclosure_onset(meas["enclosures"], grid.cic_min_frames, 1)
     target_labels, target_tracks, n_swaps = repair_enclosure_swaps(

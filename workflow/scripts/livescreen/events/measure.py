@@ -310,6 +310,111 @@ def frame_signal_enclosures(image: np.ndarray, target: np.ndarray, effector: np.
     return _enclosure_frame(rows)
 
 
+def frame_core_enclosures(image: np.ndarray, target: np.ndarray, background: float, *,
+                          level: float, rim_min: float, rim_max: float, depth_px: float,
+                          min_fraction: float) -> pd.DataFrame:
+    """Targets whose own mask holds a bright core inside a dim rim (host ring merged in).
+
+    When Cellpose labels an internalised cell and its host's ring as one
+    object, no second mask encloses it and no unlabelled ring surrounds it:
+    the ring is inside its mask. Seen from above, an inner cell lies under
+    (and over) its host's cytoplasm and is brighter than the thin host ring
+    around it. The object is an enclosed cell when the largest connected
+    region of its pixels brighter than ``level`` x its own 90th percentile
+    (above background) covers at least ``min_fraction`` of the mask and
+    lies at least ``depth_px`` inside the mask's outline everywhere, and the
+    pixels closer than ``depth_px`` to the outline (the host ring) have a
+    median between ``rim_min`` and ``rim_max`` x that percentile. A free
+    cell's bright cytoplasm reaches its outline (its dim part is the
+    nucleus, in the middle); a rim darker than ``rim_min`` is a cell the
+    host is still wrapping (its ring thin), before the engulfment is
+    complete. The host is
+    not segmented apart: ``host_track_id`` is 0. Objects whose box touches
+    the image edge are skipped.
+
+    Parameters
+    ----------
+    image : (Y, X) array
+        Target channel. Not modified.
+    target : (Y, X) int array
+        Track-id labels. Not modified.
+    background : float
+        Background level of the target channel (:func:`frame_background`).
+    level : float
+        Core brightness, as a share of the object's 90th percentile (0, 1).
+    rim_min, rim_max : float
+        Range of the rim's median brightness, same units.
+    depth_px : float
+        Rim width and least depth of the core inside the outline (pixels).
+    min_fraction : float
+        Least share of the mask in the core.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``inner_track_id``, ``host_track_id`` (0), ``boundary_fraction``
+        (0.0), ``inside_fraction`` (the core's share of the mask),
+        ``signal_fraction`` (NaN).
+    """
+    target = _check_frame(target, "target")
+    image = np.asarray(image, dtype=float)
+    if image.shape != target.shape or not target.any():
+        return _enclosure_frame([])
+    h, w = target.shape
+    rows = []
+    for i, sl in enumerate(ndi.find_objects(target)):
+        if sl is None or sl[0].start < 1 or sl[1].start < 1 or sl[0].stop > h - 1 \
+                or sl[1].stop > w - 1:
+            continue
+        box = (slice(sl[0].start - 1, sl[0].stop + 1), slice(sl[1].start - 1, sl[1].stop + 1))
+        m = target[box] == i + 1
+        v = image[box] - background
+        top = float(np.percentile(v[m], 90))
+        if not top > 0:
+            continue
+        cl, n = ndi.label(m & (v > level * top))
+        if n == 0:
+            continue
+        size = np.bincount(cl.ravel())
+        size[0] = 0
+        k = int(np.argmax(size))
+        n_px = np.count_nonzero(m)
+        if size[k] < min_fraction * n_px:
+            continue
+        depth = ndi.distance_transform_edt(m)
+        rim = m & (depth < depth_px)
+        if depth[cl == k].min() < depth_px or not rim.any() \
+                or not rim_min * top <= np.median(v[rim]) <= rim_max * top:
+            continue
+        rows.append((i + 1, 0, 0.0, float(size[k] / n_px), np.nan))
+    return _enclosure_frame(rows)
+
+
+def drop_core_rows_of_enclosed(enclosures: pd.DataFrame) -> pd.DataFrame:
+    """Keep bright-core rows (:func:`frame_core_enclosures`) only of tracks nothing else encloses.
+
+    The bright core appears as the host starts to wrap around the cell, a
+    few frames before the engulfment is complete; where a host mask or an
+    unlabelled ring encloses the cell in some frame, those routes date the
+    internalisation and the core rows would only move it earlier. Core rows
+    are those with ``host_track_id`` 0 and no ``signal_fraction``.
+
+    Parameters
+    ----------
+    enclosures : pandas.DataFrame
+        :data:`ENCLOSURE_COLUMNS` rows of a site. Not modified.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows kept (index reset).
+    """
+    core = (enclosures["host_track_id"] == 0) & enclosures["signal_fraction"].isna()
+    other = set(enclosures.loc[~core, "inner_track_id"].tolist())
+    keep = ~core | ~enclosures["inner_track_id"].isin(other)
+    return enclosures[keep].reset_index(drop=True)
+
+
 def frame_background(image: np.ndarray, occupied: np.ndarray, margin_px: int = 2,
                      step: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Background level and noise per channel of one frame.
@@ -387,8 +492,8 @@ def frame_effector_signal(target_channel: np.ndarray, target: np.ndarray, effect
 def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=None, *,
                  contact_gap_px: float, cic_gap_px: float, cic_boundary_fraction: float,
                  cic_inside_fraction: float, target_channel: int | None = None,
-                 signal_away_px: float = 2.0, cic_signal: Mapping[str, float] | None = None
-                 ) -> dict[str, pd.DataFrame]:
+                 signal_away_px: float = 2.0, cic_signal: Mapping[str, float] | None = None,
+                 cic_core: Mapping[str, float] | None = None) -> dict[str, pd.DataFrame]:
     """Run the per-frame measurements over a site.
 
     Parameters
@@ -409,6 +514,12 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
         :func:`frame_signal_enclosures`: targets
         not enclosed by a host mask but surrounded by target-channel signal
         are enclosed too. Needs the movie and ``target_channel``; None: off.
+    cic_core : mapping, optional
+        ``level, rim_min, rim_max, depth_px, min_fraction`` of
+        :func:`frame_core_enclosures`: targets enclosed by no other route
+        whose mask holds a bright core inside a dim rim (inner cell and host
+        ring segmented as one) are enclosed too (host 0). Needs the movie and
+        ``target_channel``; None: off.
 
     Returns
     -------
@@ -445,6 +556,13 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
                 s = s[~s["inner_track_id"].isin(e["inner_track_id"])]
                 if len(s):
                     e = pd.concat([e, s], ignore_index=True) if len(e) else s
+            if cic_core is not None and target_channel is not None \
+                    and 0 <= target_channel < img.shape[0]:
+                s = frame_core_enclosures(img[target_channel], tl,
+                                          float(med[target_channel]), **cic_core)
+                s = s[~s["inner_track_id"].isin(e["inner_track_id"])]
+                if len(s):
+                    e = pd.concat([e, s], ignore_index=True) if len(e) else s
             bg.append(pd.DataFrame({"frame": t, "channel": np.arange(len(med)),
                                     "background": med, "noise": noise}))
             if target_channel is not None and 0 <= target_channel < img.shape[0] \
@@ -462,7 +580,8 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
         return pd.concat(parts, ignore_index=True)[cols]
 
     return {"contacts": _cat(contacts, CONTACT_COLUMNS, CONTACT_COLUMNS),
-            "enclosures": _cat(encl, ENCLOSURE_COLUMNS, ENCLOSURE_COLUMNS[:3]),
+            "enclosures": drop_core_rows_of_enclosed(
+                _cat(encl, ENCLOSURE_COLUMNS, ENCLOSURE_COLUMNS[:3])),
             "background": _cat(bg, BACKGROUND_COLUMNS, ["frame", "channel"]),
             "effector_signal": _cat(sig, SIGNAL_COLUMNS,
                                     ["frame", "effector_track_id", "n_px"])}

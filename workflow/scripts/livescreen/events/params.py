@@ -63,6 +63,11 @@ class CellInCellParams(_Section):
     signal_ring_um: float = Field(1.5, gt=0)
     signal_level: float = Field(0.35, gt=0, lt=1)
     signal_others_max: float = Field(0.3, ge=0, le=1)
+    core_level: float | None = Field(0.7, gt=0, lt=1)
+    core_rim_min: float = Field(0.3, ge=0, lt=1)
+    core_rim_max: float = Field(0.5, gt=0, lt=1)
+    core_depth_um: float = Field(1.9, gt=0)
+    core_min_fraction: float = Field(0.1, gt=0, le=1)
     merge_cover: float | None = Field(0.3, gt=0, le=1)
 
 
@@ -173,6 +178,11 @@ class ScoringGrid:
     cic_signal_ring_px: float
     cic_signal_level: float
     cic_signal_others_max: float
+    cic_core_level: float | None
+    cic_core_rim_min: float
+    cic_core_rim_max: float
+    cic_core_depth_px: float
+    cic_core_min_fraction: float
     cic_merge_cover: float | None
     survive_frames: int
     retreat_px: float
@@ -238,6 +248,11 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         cic_signal_ring_px=ci.signal_ring_um / px,
         cic_signal_level=ci.signal_level,
         cic_signal_others_max=ci.signal_others_max,
+        cic_core_level=ci.core_level,
+        cic_core_rim_min=ci.core_rim_min,
+        cic_core_rim_max=ci.core_rim_max,
+        cic_core_depth_px=ci.core_depth_um / px,
+        cic_core_min_fraction=ci.core_min_fraction,
         cic_merge_cover=ci.merge_cover,
         survive_frames=frames_for(params.evasion.survive_min, dt),
         retreat_px=params.evasion.retreat_um / px,

@@ -640,6 +640,33 @@ def dividing_tracks(targets: pd.DataFrame) -> set[int]:
     return {int(m) for m, k in n.items() if k >= 2 and int(m) in present}
 
 
+def core_only_tracks(enclosures: pd.DataFrame) -> set[int]:
+    """Inner tracks enclosed only by the bright-core route.
+
+    A cell enclosed by no host mask and no unlabelled ring, whose own mask
+    holds a bright core inside a dim rim
+    (:func:`livescreen.events.measure.frame_core_enclosures`: host ring and
+    inner cell segmented as one object). Such an enclosure counts as
+    cell-in-cell without a contact too (a spontaneous one): the host is not
+    segmented (``host_track_id`` 0), but the object itself shows the cell
+    inside the ring. An unlabelled bright ring alone does not (a cell packed
+    among bright neighbours).
+
+    Parameters
+    ----------
+    enclosures : pandas.DataFrame
+        Per-frame enclosures (core rows: ``host_track_id`` 0, no
+        ``signal_fraction``).
+
+    Returns
+    -------
+    set of int
+    """
+    core = (enclosures["host_track_id"] == 0) & enclosures["signal_fraction"].isna()
+    return (set(enclosures.loc[core, "inner_track_id"].astype(int))
+            - set(enclosures.loc[~core, "inner_track_id"].astype(int)))
+
+
 def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: pd.DataFrame,
                   channels: Mapping[str, int | None], n_frames: int, shape: tuple[int, int],
                   grid: ScoringGrid) -> pd.DataFrame:
@@ -665,7 +692,8 @@ def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: p
     pandas.DataFrame
         Indexed by ``target_track_id``: ``first_frame, last_frame, divided,
         in_field_end, death_onset_frame, death_frame, host_track_id,
-        internalization_frame, death_method``.
+        internalization_frame, core_only`` (:func:`core_only_tracks`),
+        ``death_method``.
     """
     death_ch = channels.get("death") if channels else None
     dcol = _intensity_column(targets, "death")
@@ -680,6 +708,7 @@ def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: p
     parents = dividing_tracks(targets)
     encl = enclosure_onset(enclosures, grid.cic_min_frames, 1,
                            grid.cic_lead_gap).set_index("inner_track_id")
+    core_only = core_only_tracks(enclosures)
     h, w = shape
     rows = []
     for tid, tr in targets.groupby("track_id", sort=True):
@@ -703,12 +732,13 @@ def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: p
             host = int(encl.at[int(tid), "host_track_id"])
             internal = int(encl.at[int(tid), "internalization_frame"])
         rows.append((int(tid), int(frames[0]), int(frames[-1]), divided, near_border,
-                     onset, dframe, host, internal))
+                     onset, dframe, host, internal, int(tid) in core_only))
     cols = ["target_track_id", "first_frame", "last_frame", "divided", "near_border_end",
-            "death_onset_frame", "death_frame", "host_track_id", "internalization_frame"]
+            "death_onset_frame", "death_frame", "host_track_id", "internalization_frame",
+            "core_only"]
+    flags = ("divided", "near_border_end", "core_only")
     out = pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(
-        {c: pd.Series(dtype=bool if c in ("divided", "near_border_end") else np.int64)
-         for c in cols})
+        {c: pd.Series(dtype=bool if c in flags else np.int64) for c in cols})
     out["death_method"] = "reporter" if use_reporter else "morphology"
     return out.set_index("target_track_id")
 
@@ -1042,7 +1072,7 @@ def fates_table(states: pd.DataFrame, encounters: pd.DataFrame, n_frames: int,
             eff = int(dec["effector_track_id"])
             if outcome != "cell_in_cell":
                 host, internal = 0, NO_FRAME
-        elif host > 0:
+        elif host > 0 or (internal >= 0 and bool(st.get("core_only", False))):
             outcome = "cell_in_cell"
         elif int(st.get("piece_of", 0)) > 0:
             outcome = "inner_piece"
