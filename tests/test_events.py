@@ -16,7 +16,6 @@ from livescreen.events import (
     to_pixels_frames,
 )
 from livescreen.events.measure import (
-    drop_core_rows_of_enclosed,
     drop_objects,
     frame_contacts,
     frame_core_enclosures,
@@ -29,7 +28,11 @@ from livescreen.events.measure import (
     track_births,
     track_mergers,
 )
-from livescreen.events.score import core_only_tracks
+from livescreen.events.score import (
+    core_only_tracks,
+    drop_core_rows_of_enclosed,
+    enclosure_onset,
+)
 from livescreen.events.validate import (
     match_events,
     summarize,
@@ -605,22 +608,34 @@ def test_core_enclosure_reads_an_inner_cell_merged_with_its_host_ring():
     assert flat.empty and list(flat.columns) == list(c.columns)
 
 
-def test_core_rows_are_kept_only_for_tracks_nothing_else_encloses():
-    """Track 5 is enclosed only by its bright core; track 6 by its core from frame 3
-    and by a host mask from frame 5 (the host mask dates it); track 7 by an
-    unlabelled ring (host 0 with a signal fraction)."""
+def test_core_rows_give_way_to_another_route_s_onset():
+    """Track 5 is enclosed only by its bright core; track 6 by its core in frames
+    3-4 and by a host mask from frame 5 (sustained: the host mask dates it, the
+    2-frame lead-in is the wrapping); track 9 by its core from frame 1 and a host
+    mask from frame 7 (a 6-frame lead-in: the masks saw it late); track 8 by its
+    core in frames 3-6 and a host mask in frame 5 alone (not sustained: the frames
+    together make the run); track 7 by an unlabelled ring (host 0 with a signal
+    fraction)."""
     rows = [(f, 5, 0, 0.0, 0.2, np.nan) for f in (4, 5, 6)] \
-        + [(f, 6, 0, 0.0, 0.2, np.nan) for f in (3, 4)] \
+        + [(f, 6, 0, 0.0, 0.2, np.nan) for f in (3, 4, 5)] \
         + [(f, 6, 12, 0.9, 0.0, np.nan) for f in (5, 6)] \
+        + [(f, 9, 0, 0.0, 0.2, np.nan) for f in range(1, 9)] \
+        + [(f, 9, 13, 0.9, 0.0, np.nan) for f in (7, 8)] \
+        + [(f, 8, 0, 0.0, 0.2, np.nan) for f in (3, 4, 6)] + [(5, 8, 14, 0.9, 0.0, np.nan)] \
         + [(f, 7, 0, 0.1, 0.0, 0.8) for f in (2, 3)]
     enc = pd.DataFrame(rows, columns=["frame", "inner_track_id", "host_track_id",
                                       "boundary_fraction", "inside_fraction",
                                       "signal_fraction"])
-    kept = drop_core_rows_of_enclosed(enc)
-    assert len(enc) == 9                                   # input not modified
-    assert kept.groupby("inner_track_id")["frame"].apply(list).to_dict() == {
-        5: [4, 5, 6], 6: [5, 6], 7: [2, 3]}
-    assert core_only_tracks(enc) == {5} and core_only_tracks(kept) == {5}
+    kept = drop_core_rows_of_enclosed(enc, min_frames=2, lead_gap=2, max_lead=3)
+    assert len(enc) == 24                                  # input not modified
+    assert kept.groupby("inner_track_id")["frame"].apply(sorted).to_dict() == {
+        5: [4, 5, 6], 6: [5, 6], 7: [2, 3], 8: [3, 4, 5, 6], 9: [1, 2, 3, 4, 5, 6, 7, 8]}
+    on = enclosure_onset(kept, 2, 1, 2).set_index("inner_track_id")["internalization_frame"]
+    assert on.to_dict() == {5: 4, 6: 5, 7: 2, 8: 3, 9: 1}
+    assert core_only_tracks(kept, min_frames=2) == {5, 8}
+    # with a 3-frame minimum track 6's host mask is not sustained either
+    assert 3 in set(drop_core_rows_of_enclosed(enc, min_frames=3).query(
+        "inner_track_id == 6")["frame"])
 
 
 @pytest.mark.parametrize("core_level", [0.7, None], ids=["on", "off"])

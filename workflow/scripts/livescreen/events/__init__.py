@@ -33,12 +33,26 @@ from livescreen.events.measure import (
 )
 from livescreen.events.params import EventParams, event_params, to_pixels_frames
 from livescreen.events.schemas import EffectorsTable, EncountersTable, FatesTable
-from livescreen.events.score import enclosure_onset, merger_pairs, score_site
+from livescreen.events.score import (
+    drop_core_rows_of_enclosed,
+    enclosure_onset,
+    merger_pairs,
+    score_site,
+)
 
 __all__ = ["EffectorsTable", "EncountersTable", "EventParams", "FatesTable", "event_params",
            "measure_site", "score_labels", "score_site", "to_pixels_frames", "write_events"]
 
 log = logging.getLogger(__name__)
+
+
+def _measure(target_labels, effector_labels, movie, grid, kw: Mapping[str, Any]
+             ) -> dict[str, pd.DataFrame]:
+    """:func:`measure_site`, without bright-core rows that another route's onset overrules."""
+    meas = measure_site(target_labels, effector_labels, movie, **kw)
+    meas["enclosures"] = drop_core_rows_of_enclosed(meas["enclosures"], grid.cic_min_frames,
+                                                    grid.cic_lead_gap, grid.cic_core_lead_max)
+    return meas
 
 
 def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, movie,
@@ -100,12 +114,12 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
                   level=grid.cic_core_level, rim_min=grid.cic_core_rim_min,
                   rim_max=grid.cic_core_rim_max,
                   depth_px=grid.cic_core_depth_px, min_fraction=grid.cic_core_min_fraction))
-    meas = measure_site(target_labels, effector_labels, movie, **kw)
+    meas = _measure(target_labels, effector_labels, movie, grid, kw)
     pairs = enclosure_onset(meas["enclosures"], grid.cic_min_frames, 1)
     target_labels, target_tracks, n_swaps = repair_enclosure_swaps(
         target_labels, target_tracks, pairs, grid.cic_window)
     if n_swaps:
-        meas = measure_site(target_labels, effector_labels, movie, **kw)
+        meas = _measure(target_labels, effector_labels, movie, grid, kw)
         pairs = enclosure_onset(meas["enclosures"], grid.cic_min_frames, 1)
     merge = grid.cic_merge_cover is not None
     if merge:
@@ -116,7 +130,7 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
         target_labels, target_tracks, pairs, grid.cic_window, grid.cic_travel_px,
         max_gap=grid.contact_max_break, brightness_change=grid.cic_travel_brightness_change)
     if n_joined:
-        meas = measure_site(target_labels, effector_labels, movie, **kw)
+        meas = _measure(target_labels, effector_labels, movie, grid, kw)
         if merge:       # ids changed: mergers of the joined tracks
             mergers = track_mergers(target_labels, target_tracks, grid.cic_merge_cover)
     if merge:

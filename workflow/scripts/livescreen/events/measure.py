@@ -390,31 +390,6 @@ def frame_core_enclosures(image: np.ndarray, target: np.ndarray, background: flo
     return _enclosure_frame(rows)
 
 
-def drop_core_rows_of_enclosed(enclosures: pd.DataFrame) -> pd.DataFrame:
-    """Keep bright-core rows (:func:`frame_core_enclosures`) only of tracks nothing else encloses.
-
-    The bright core appears as the host starts to wrap around the cell, a
-    few frames before the engulfment is complete; where a host mask or an
-    unlabelled ring encloses the cell in some frame, those routes date the
-    internalisation and the core rows would only move it earlier. Core rows
-    are those with ``host_track_id`` 0 and no ``signal_fraction``.
-
-    Parameters
-    ----------
-    enclosures : pandas.DataFrame
-        :data:`ENCLOSURE_COLUMNS` rows of a site. Not modified.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The rows kept (index reset).
-    """
-    core = (enclosures["host_track_id"] == 0) & enclosures["signal_fraction"].isna()
-    other = set(enclosures.loc[~core, "inner_track_id"].tolist())
-    keep = ~core | ~enclosures["inner_track_id"].isin(other)
-    return enclosures[keep].reset_index(drop=True)
-
-
 def frame_background(image: np.ndarray, occupied: np.ndarray, margin_px: int = 2,
                      step: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Background level and noise per channel of one frame.
@@ -580,8 +555,7 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
         return pd.concat(parts, ignore_index=True)[cols]
 
     return {"contacts": _cat(contacts, CONTACT_COLUMNS, CONTACT_COLUMNS),
-            "enclosures": drop_core_rows_of_enclosed(
-                _cat(encl, ENCLOSURE_COLUMNS, ENCLOSURE_COLUMNS[:3])),
+            "enclosures": _cat(encl, ENCLOSURE_COLUMNS, ENCLOSURE_COLUMNS[:3]),
             "background": _cat(bg, BACKGROUND_COLUMNS, ["frame", "channel"]),
             "effector_signal": _cat(sig, SIGNAL_COLUMNS,
                                     ["frame", "effector_track_id", "n_px"])}

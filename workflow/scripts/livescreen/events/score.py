@@ -640,11 +640,71 @@ def dividing_tracks(targets: pd.DataFrame) -> set[int]:
     return {int(m) for m, k in n.items() if k >= 2 and int(m) in present}
 
 
-def core_only_tracks(enclosures: pd.DataFrame) -> set[int]:
-    """Inner tracks enclosed only by the bright-core route.
+def _core_rows(enclosures: pd.DataFrame) -> pd.Series:
+    """Rows of the bright-core route: host 0 and no ``signal_fraction``."""
+    return (enclosures["host_track_id"] == 0) & enclosures["signal_fraction"].isna()
 
-    A cell enclosed by no host mask and no unlabelled ring, whose own mask
-    holds a bright core inside a dim rim
+
+def drop_core_rows_of_enclosed(enclosures: pd.DataFrame, min_frames: int,
+                               lead_gap: int = 0, max_lead: int = 0, max_break: int = 1
+                               ) -> pd.DataFrame:
+    """Drop bright-core rows that would move another route's onset a little earlier.
+
+    The bright core (:func:`livescreen.events.measure.frame_core_enclosures`)
+    can appear as the host starts to wrap the cell, a few frames before the
+    engulfment is complete. Where a host mask, an unlabelled ring or a
+    merger encloses the cell for a sustained run, that route dates the
+    internalisation: the track's core rows from that onset on are dropped,
+    and so are those that lead into it (each at most ``lead_gap`` frames
+    without enclosure before the next) when they start at most ``max_lead``
+    frames before it (the wrapping). A longer lead-in is an enclosure the
+    other routes saw late (the ring merged into the inner cell's mask for a
+    while): it stays and dates the internalisation. Core rows of an earlier,
+    separate run stay, and so do those of tracks that the other routes see
+    enclosed only in scattered frames (the frames together make the run).
+
+    Parameters
+    ----------
+    enclosures : pandas.DataFrame
+        Per-frame enclosures (``frame, inner_track_id, host_track_id,
+        signal_fraction, ...``). Not modified.
+    min_frames, lead_gap, max_break : int
+        As :func:`enclosure_onset`.
+    max_lead : int
+        Longest lead-in of core frames dropped (frames).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows kept (index reset).
+    """
+    core = _core_rows(enclosures)
+    if not core.any():
+        return enclosures
+    onset = enclosure_onset(enclosures[~core], min_frames, max_break, lead_gap).set_index(
+        "inner_track_id")["internalization_frame"]
+    drop = np.zeros(len(enclosures), bool)
+    frames = enclosures["frame"].to_numpy(np.int64)
+    inner = enclosures["inner_track_id"].to_numpy(np.int64)
+    for tid, start in onset.items():
+        mine = core.to_numpy() & (inner == int(tid))
+        if not mine.any():
+            continue
+        cut = int(start)
+        for f in sorted(set(frames[mine & (frames < start)].tolist()), reverse=True):
+            if cut - f - 1 > lead_gap:
+                break
+            cut = f
+        drop |= mine & (frames >= (cut if int(start) - cut <= max_lead else int(start)))
+    return enclosures[~drop].reset_index(drop=True)
+
+
+def core_only_tracks(enclosures: pd.DataFrame, min_frames: int, max_break: int = 1
+                     ) -> set[int]:
+    """Inner tracks whose enclosure rests on the bright-core route.
+
+    A cell that no host mask, unlabelled ring or merger encloses for a
+    sustained run, whose own mask holds a bright core inside a dim rim
     (:func:`livescreen.events.measure.frame_core_enclosures`: host ring and
     inner cell segmented as one object). Such an enclosure counts as
     cell-in-cell without a contact too (a spontaneous one): the host is not
@@ -655,16 +715,19 @@ def core_only_tracks(enclosures: pd.DataFrame) -> set[int]:
     Parameters
     ----------
     enclosures : pandas.DataFrame
-        Per-frame enclosures (core rows: ``host_track_id`` 0, no
-        ``signal_fraction``).
+        Per-frame enclosures after :func:`drop_core_rows_of_enclosed`.
+    min_frames, max_break : int
+        As :func:`enclosure_onset`: a run of the other routes this long is
+        sustained.
 
     Returns
     -------
     set of int
     """
-    core = (enclosures["host_track_id"] == 0) & enclosures["signal_fraction"].isna()
+    core = _core_rows(enclosures)
+    other = enclosure_onset(enclosures[~core], min_frames, max_break)
     return (set(enclosures.loc[core, "inner_track_id"].astype(int))
-            - set(enclosures.loc[~core, "inner_track_id"].astype(int)))
+            - set(other["inner_track_id"].astype(int)))
 
 
 def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: pd.DataFrame,
@@ -706,9 +769,11 @@ def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: p
     bg = _background_lookup(background, death_ch, n_frames, "background")
     noise = _background_lookup(background, death_ch, n_frames, "noise")
     parents = dividing_tracks(targets)
+    enclosures = drop_core_rows_of_enclosed(enclosures, grid.cic_min_frames, grid.cic_lead_gap,
+                                            grid.cic_core_lead_max)
     encl = enclosure_onset(enclosures, grid.cic_min_frames, 1,
                            grid.cic_lead_gap).set_index("inner_track_id")
-    core_only = core_only_tracks(enclosures)
+    core_only = core_only_tracks(enclosures, grid.cic_min_frames)
     h, w = shape
     rows = []
     for tid, tr in targets.groupby("track_id", sort=True):
