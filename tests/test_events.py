@@ -571,7 +571,8 @@ def _core_scene(ring_level: float = 175.0):
     """Target channel and labels (background 100): an inner cell (300) and its host
     ring (``ring_level``) segmented as one object (5); a free cell, bright cytoplasm
     and dimmer nucleus (6); a cell still being wrapped, its ring 150 (7); a bright
-    cell alone (8); a merged object cut by the image edge (9)."""
+    cell alone (8); a merged object cut by the image's right edge (9); a free cell
+    cut by its top edge (11)."""
     shape = (40, 200)
     img = np.full(shape, 100.0)
     lab = np.zeros(shape, np.uint32)
@@ -579,9 +580,10 @@ def _core_scene(ring_level: float = 175.0):
         lab[disc(shape, 20, cx, 14)] = k
         img[disc(shape, 20, cx, 14)] = ring
         img[disc(shape, 20, cx, 6)] = 300.0
-    lab[disc(shape, 20, 65, 9)] = 6
-    img[disc(shape, 20, 65, 9)] = 300.0
-    img[disc(shape, 20, 65, 4)] = 220.0
+    for k, cy, cx in ((6, 20, 65), (11, 2, 168)):
+        lab[disc(shape, cy, cx, 9)] = k
+        img[disc(shape, cy, cx, 9)] = 300.0
+        img[disc(shape, cy, cx, 4)] = 220.0
     lab[disc(shape, 20, 145, 8)] = 8
     img[disc(shape, 20, 145, 8)] = 300.0
     return img, lab
@@ -596,10 +598,11 @@ def test_core_enclosure_reads_an_inner_cell_merged_with_its_host_ring():
     c = frame_core_enclosures(img, lab, 100.0, **CORE)
     np.testing.assert_array_equal(img, before[0])
     np.testing.assert_array_equal(lab, before[1])
-    # not the free cell (its bright part reaches the outline), not the cell whose
-    # ring is still too thin, not the lone bright cell, not the object at the edge
-    assert c["inner_track_id"].tolist() == [5]
-    assert c["host_track_id"].tolist() == [0]          # the host is not segmented apart
+    # not the free cells (their bright part reaches the outline, also where the edge
+    # cuts one), not the cell whose ring is still too thin, not the lone bright cell;
+    # the merged object cut by the edge: its rim and depth are read inside the image
+    assert c["inner_track_id"].tolist() == [5, 9]
+    assert c["host_track_id"].tolist() == [0, 0]       # the host is not segmented apart
     assert c["signal_fraction"].isna().all()
     assert c["inside_fraction"].iloc[0] == pytest.approx(113 / 621, abs=0.02)  # core share
     # a rim as bright as half the core or more is a cell's own edge, not a host ring

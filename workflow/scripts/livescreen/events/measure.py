@@ -310,6 +310,32 @@ def frame_signal_enclosures(image: np.ndarray, target: np.ndarray, effector: np.
     return _enclosure_frame(rows)
 
 
+def _depth_in_image(mask: np.ndarray, cut: tuple[bool, bool, bool, bool],
+                    depth_px: float) -> np.ndarray:
+    """Distance of each mask pixel to the mask's outline inside the image.
+
+    Parameters
+    ----------
+    mask : (Y, X) bool array
+        One object in its box (a pixel of background around it where the
+        image allows).
+    cut : (bool, bool, bool, bool)
+        Whether the mask touches the image's top, bottom, left and right edge
+        there; the mask is taken to go on beyond those edges.
+    depth_px : float
+        Depth that matters (the mask is extended by more than this).
+
+    Returns
+    -------
+    (Y, X) float array
+    """
+    pad = int(np.ceil(depth_px)) + 1
+    widths = ((pad * cut[0], pad * cut[1]), (pad * cut[2], pad * cut[3]))
+    depth = ndi.distance_transform_edt(np.pad(mask, widths, mode="edge"))
+    return depth[widths[0][0]:widths[0][0] + mask.shape[0],
+                 widths[1][0]:widths[1][0] + mask.shape[1]]
+
+
 def frame_core_enclosures(image: np.ndarray, target: np.ndarray, background: float, *,
                           level: float, rim_min: float, rim_max: float, depth_px: float,
                           min_fraction: float) -> pd.DataFrame:
@@ -329,8 +355,9 @@ def frame_core_enclosures(image: np.ndarray, target: np.ndarray, background: flo
     nucleus, in the middle); a rim darker than ``rim_min`` is a cell the
     host is still wrapping (its ring thin), before the engulfment is
     complete. The host is
-    not segmented apart: ``host_track_id`` is 0. Objects whose box touches
-    the image edge are skipped.
+    not segmented apart: ``host_track_id`` is 0. Where the image edge cuts
+    the mask, the cell goes on beyond it: depth and rim are measured from
+    the outline inside the image only (:func:`_depth_in_image`).
 
     Parameters
     ----------
@@ -363,10 +390,10 @@ def frame_core_enclosures(image: np.ndarray, target: np.ndarray, background: flo
     h, w = target.shape
     rows = []
     for i, sl in enumerate(ndi.find_objects(target)):
-        if sl is None or sl[0].start < 1 or sl[1].start < 1 or sl[0].stop > h - 1 \
-                or sl[1].stop > w - 1:
+        if sl is None:
             continue
-        box = (slice(sl[0].start - 1, sl[0].stop + 1), slice(sl[1].start - 1, sl[1].stop + 1))
+        box = (slice(max(sl[0].start - 1, 0), min(sl[0].stop + 1, h)),
+               slice(max(sl[1].start - 1, 0), min(sl[1].stop + 1, w)))
         m = target[box] == i + 1
         v = image[box] - background
         top = float(np.percentile(v[m], 90))
@@ -381,7 +408,8 @@ def frame_core_enclosures(image: np.ndarray, target: np.ndarray, background: flo
         n_px = np.count_nonzero(m)
         if size[k] < min_fraction * n_px:
             continue
-        depth = ndi.distance_transform_edt(m)
+        depth = _depth_in_image(m, (sl[0].start == 0, sl[0].stop == h, sl[1].start == 0,
+                                    sl[1].stop == w), depth_px)
         rim = m & (depth < depth_px)
         if depth[cl == k].min() < depth_px or not rim.any() \
                 or not rim_min * top <= np.median(v[rim]) <= rim_max * top:
