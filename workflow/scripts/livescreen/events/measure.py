@@ -492,6 +492,14 @@ def frame_effector_signal(target_channel: np.ndarray, target: np.ndarray, effect
                          "target_signal": tot[keep] / n[keep], "n_px": n[keep].astype(np.int64)})
 
 
+def _add_unenclosed(rows: pd.DataFrame, more: pd.DataFrame) -> pd.DataFrame:
+    """A frame's enclosure rows plus those of ``more`` whose inner target has none yet."""
+    more = more[~more["inner_track_id"].isin(rows["inner_track_id"])]
+    if not len(more):
+        return rows
+    return pd.concat([rows, more], ignore_index=True) if len(rows) else more
+
+
 def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=None, *,
                  contact_gap_px: float, cic_gap_px: float, cic_boundary_fraction: float,
                  cic_inside_fraction: float, target_channel: int | None = None,
@@ -552,24 +560,16 @@ def measure_site(target_labels: np.ndarray, effector_labels: np.ndarray, movie=N
         if use_movie and t < movie.shape[0]:
             img = movie.frame(t) if hasattr(movie, "frame") else np.asarray(movie[t])
             med, noise = frame_background(img, (tl > 0) | (el > 0))
-            if cic_signal is not None and target_channel is not None \
-                    and 0 <= target_channel < img.shape[0]:
-                s = frame_signal_enclosures(img[target_channel], tl, el,
-                                            float(med[target_channel]), **cic_signal)
-                s = s[~s["inner_track_id"].isin(e["inner_track_id"])]
-                if len(s):
-                    e = pd.concat([e, s], ignore_index=True) if len(e) else s
-            if cic_core is not None and target_channel is not None \
-                    and 0 <= target_channel < img.shape[0]:
-                s = frame_core_enclosures(img[target_channel], tl,
-                                          float(med[target_channel]), **cic_core)
-                s = s[~s["inner_track_id"].isin(e["inner_track_id"])]
-                if len(s):
-                    e = pd.concat([e, s], ignore_index=True) if len(e) else s
+            has_target = target_channel is not None and 0 <= target_channel < img.shape[0]
+            if cic_signal is not None and has_target:
+                e = _add_unenclosed(e, frame_signal_enclosures(
+                    img[target_channel], tl, el, float(med[target_channel]), **cic_signal))
+            if cic_core is not None and has_target:
+                e = _add_unenclosed(e, frame_core_enclosures(
+                    img[target_channel], tl, float(med[target_channel]), **cic_core))
             bg.append(pd.DataFrame({"frame": t, "channel": np.arange(len(med)),
                                     "background": med, "noise": noise}))
-            if target_channel is not None and 0 <= target_channel < img.shape[0] \
-                    and el.any():
+            if has_target and el.any():
                 es = frame_effector_signal(img[target_channel], tl, el, signal_away_px)
                 if len(es):
                     sig.append(es.assign(frame=t))
