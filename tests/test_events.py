@@ -22,6 +22,7 @@ from livescreen.events.measure import (
     frame_effector_signal,
     frame_enclosures,
     frame_signal_enclosures,
+    repair_attacked_swaps,
     repair_enclosure_swaps,
     stitch_engulfments,
     targets_under_effectors,
@@ -1365,6 +1366,48 @@ def test_enclosure_swap_reads_an_open_ring_as_closed(open_ring):
     assert n == 1
     assert set(np.unique(fixed[3:, 32, 30])) == {2}      # the inner cell keeps its id
     assert set(np.unique(fixed[3:, 32, 16])) == {1}      # the ring is the host's
+
+
+def _attacked_movie(swapped: bool) -> np.ndarray:
+    """Host (id 1, r 15 px) and an attacked target (id 2, r 8 px) coming in from
+    the right; from frame 3 the target sits inside the host, now a ring. With
+    ``swapped`` the tracker gave the target's id to the ring and the host's id to
+    the inner cell (the demo's C02 21 pattern)."""
+    shape = (64, 90)
+    labels = np.zeros((6, *shape), np.int32)
+    for t in range(3):
+        labels[t][disc(shape, 32, 30, 15)] = 1
+        labels[t][disc(shape, 32, 56 - 4 * t, 8)] = 2
+    ring_id, inner_id = (2, 1) if swapped else (1, 2)
+    for t in range(3, 6):
+        labels[t][disc(shape, 32, 30, 15) & ~disc(shape, 32, 30, 9)] = ring_id
+        labels[t][disc(shape, 32, 30, 8)] = inner_id
+    return labels
+
+
+@pytest.mark.parametrize("swapped", [True, False], ids=["id-moved", "host-contacted"])
+def test_attacked_cell_gets_its_id_back_from_the_host(swapped):
+    """The effector touched the cell that went inside (frames 0-2). When the
+    tracker moved that cell's id onto the host, the ids are exchanged back from
+    the onset, so the contacted track is the inner one. When the contacted cell
+    is itself the host (it stays on its place), nothing is exchanged, though the
+    exchange reading (inner cell within the host's old outline, IoU 0.28) is above
+    ``min_iou``: the kept reading (the host on its own place, 1.0) is higher."""
+    labels = _attacked_movie(swapped)
+    before = labels.copy()
+    host, inner = (2, 1) if swapped else (1, 2)
+    contacts = pd.DataFrame({"frame": [0, 1, 2], "target_track_id": [host] * 3})
+    pairs = pd.DataFrame({"inner_track_id": [inner], "host_track_id": [host],
+                          "internalization_frame": [3]})
+    fixed, tracks, n = repair_attacked_swaps(labels, _tracks_of(labels), pairs, contacts,
+                                             window=3, min_iou=0.15)
+    np.testing.assert_array_equal(labels, before)           # input not modified
+    assert n == int(swapped)
+    assert set(np.unique(fixed[:3, 32, 30])) == {1}          # the host before the onset
+    assert set(np.unique(fixed[3:, 32, 42])) == {1}          # and its ring after
+    assert set(np.unique(fixed[:3, 32, 48])) == {2}          # the attacked cell before
+    assert set(np.unique(fixed[3:, 32, 30])) == {2}          # and inside the host after
+    assert set(tracks.loc[tracks["frame"] >= 3, "track_id"]) == {1, 2}
 
 
 def _pieces_movie() -> tuple[np.ndarray, pd.DataFrame]:

@@ -25,6 +25,7 @@ import pandas as pd
 from livescreen.events.measure import (
     drop_objects,
     measure_site,
+    repair_attacked_swaps,
     repair_enclosure_swaps,
     stitch_engulfments,
     targets_under_effectors,
@@ -83,7 +84,8 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
         ``target_labels`` / ``target_tracks`` without target objects lying under
         effector masks (:func:`~livescreen.events.measure.targets_under_effectors`)
         and after repairing inner/host identity swaps
-        (:func:`~livescreen.events.measure.repair_enclosure_swaps`).
+        (:func:`~livescreen.events.measure.repair_enclosure_swaps`,
+        :func:`~livescreen.events.measure.repair_attacked_swaps`).
     """
     target_labels = np.asarray(target_labels)
     if effector_labels is None:
@@ -121,6 +123,13 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
     if n_swaps:
         meas = _measure(target_labels, effector_labels, movie, grid, kw)
         pairs = enclosure_onset(meas["enclosures"], grid.cic_min_frames, 1)
+    if grid.cic_attack_swap_min_iou is not None:
+        target_labels, target_tracks, n_swaps = repair_attacked_swaps(
+            target_labels, target_tracks, pairs, meas["contacts"], grid.cic_window,
+            grid.cic_attack_swap_min_iou)
+        if n_swaps:
+            meas = _measure(target_labels, effector_labels, movie, grid, kw)
+            pairs = enclosure_onset(meas["enclosures"], grid.cic_min_frames, 1)
     merge = grid.cic_merge_cover is not None
     if merge:
         mergers = track_mergers(target_labels, target_tracks, grid.cic_merge_cover)

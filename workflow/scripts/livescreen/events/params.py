@@ -69,6 +69,7 @@ class CellInCellParams(_Section):
     core_depth_um: float = Field(1.9, gt=0)
     core_min_fraction: float = Field(0.1, gt=0, le=1)
     core_lead_max_min: float = Field(12.0, ge=0)
+    attack_swap_min_iou: float | None = Field(0.15, gt=0, le=2)
     merge_cover: float | None = Field(0.3, gt=0, le=1)
 
 
@@ -185,6 +186,7 @@ class ScoringGrid:
     cic_core_depth_px: float
     cic_core_min_fraction: float
     cic_core_lead_max: int
+    cic_attack_swap_min_iou: float | None
     cic_merge_cover: float | None
     survive_frames: int
     retreat_px: float
@@ -256,6 +258,7 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         cic_core_depth_px=ci.core_depth_um / px,
         cic_core_min_fraction=ci.core_min_fraction,
         cic_core_lead_max=frames_for(ci.core_lead_max_min, dt),
+        cic_attack_swap_min_iou=ci.attack_swap_min_iou,
         cic_merge_cover=ci.merge_cover,
         survive_frames=frames_for(params.evasion.survive_min, dt),
         retreat_px=params.evasion.retreat_um / px,
