@@ -891,6 +891,59 @@ def test_track_first_seen_dead_is_not_a_death_in_the_movie():
     assert fates.at[7, "outcome"] == "dead_at_start" and fates.at[7, "death_frame"] == 8
 
 
+def _dead_inner_scene(inner_dies: bool, host_dies_from: int | None):
+    """An uncontacted host ring (track 1, r 16 px) around an inner cell (track 2,
+    r 7 px) from the first frame. ``inner_dies``: the inner cell's reporter
+    rises from frame 5 and its outline is lost from frame 9 (the host's mask
+    is then the whole disc, reporter included). ``host_dies_from``: the host's
+    own reporter (over its ring) rises from that frame."""
+    shape, n_t = (60, 60), 18
+    rng = np.random.default_rng(1)
+    movie = (np.full((n_t, 3, *shape), 100.0) + rng.normal(0, 3, (n_t, 3, *shape)))
+    tl = np.zeros((n_t, *shape), np.uint32)
+    host, inner = disc(shape, 30, 30, 16), disc(shape, 30, 30, 7)
+    ring = host & ~disc(shape, 30, 30, 8)
+    for t in range(n_t):
+        seen = not inner_dies or t < 9
+        tl[t][host if not seen else ring] = 1
+        if seen:
+            tl[t][inner] = 2
+        movie[t, 0][host] += 300
+        if inner_dies and t >= 5:
+            movie[t, 2][inner] += 400 * min(1.0, (t - 4) / 3)
+        if host_dies_from is not None and t >= host_dies_from:
+            movie[t, 2][ring] += 400 * min(1.0, (t - host_dies_from + 1) / 3)
+    return tl, movie.clip(0).astype(np.uint16)
+
+
+@pytest.mark.parametrize("inner_dies, host_dies_from, host_outcome", [
+    (True, None, "uncontacted"),   # the dead inner cell's reporter in the host's mask
+    (False, 8, "died"),            # the host itself dies around a live inner cell
+    (True, 13, "died"),            # ... or after its inner cell died
+], ids=["inner-dies", "host-dies", "host-dies-later"])
+def test_dead_inner_cells_reporter_is_not_its_hosts_death(inner_dies, host_dies_from,
+                                                           host_outcome):
+    tl, movie = _dead_inner_scene(inner_dies, host_dies_from)
+    z = np.zeros_like(tl)
+    out = score_labels(tl, z, movie, tracks_from_labels(tl, movie, "target"),
+                       tracks_from_labels(z, movie, "effector"), imaging=IMAGING,
+                       params=event_params(), **SITE)
+    fates = out["fates"].set_index("target_track_id")
+    assert fates.at[2, "host_track_id"] == 1
+    assert fates.at[1, "outcome"] == host_outcome
+    states = out["states"]
+    assert states.at[1, "death_method"] == "reporter"
+    if inner_dies:   # the host's mean reporter rises above the noise all the same
+        assert fates.at[2, "death_frame"] >= 5
+        assert 0.1 * states.at[2, "death_peak"] < states.at[1, "death_peak"]
+    if host_dies_from is None:   # read as the host's death when the rule is off
+        off = score_labels(tl, z, movie, tracks_from_labels(tl, movie, "target"),
+                           tracks_from_labels(z, movie, "effector"), imaging=IMAGING,
+                           params=event_params({"death": {"host_reporter_max": None}}),
+                           **SITE)["fates"].set_index("target_track_id")
+        assert off.at[1, "outcome"] == "died"
+
+
 def _switch_scene(second_x):
     """A target touched over frames 2-7: by effector 4 up to frame 4, then by 7 at ``second_x``."""
     shape, n_t = (50, 50), 12

@@ -37,6 +37,7 @@ class DeathParams(_Section):
     reporter_min_duration_min: float = Field(8.0, ge=0)
     plateau_fraction: float = Field(0.9, gt=0, le=1)
     plateau_search_min: float = Field(40.0, ge=0)
+    host_reporter_max: float | None = Field(0.5, gt=0)
     shrink_area_fraction: float = Field(0.6, gt=0, lt=1)
     border_um: float = Field(10.0, ge=0)
     end_margin_min: float = Field(8.0, ge=0)
@@ -164,6 +165,7 @@ class ScoringGrid:
     reporter_min_frames: int
     plateau_fraction: float
     plateau_search_frames: int
+    host_reporter_max: float | None
     shrink_area_fraction: float
     border_px: float
     end_margin_frames: int
@@ -236,6 +238,7 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         reporter_min_frames=max(1, frames_for(d.reporter_min_duration_min, dt)),
         plateau_fraction=d.plateau_fraction,
         plateau_search_frames=frames_for(d.plateau_search_min, dt),
+        host_reporter_max=d.host_reporter_max,
         shrink_area_fraction=d.shrink_area_fraction,
         border_px=d.border_um / px,
         end_margin_frames=frames_for(d.end_margin_min, dt),
