@@ -30,6 +30,7 @@ from livescreen.events.measure import (
     track_mergers,
 )
 from livescreen.events.score import (
+    clear_dim_deaths,
     core_only_tracks,
     drop_core_rows_of_enclosed,
     enclosure_onset,
@@ -942,6 +943,25 @@ def test_dead_inner_cells_reporter_is_not_its_hosts_death(inner_dies, host_dies_
                            params=event_params({"death": {"host_reporter_max": None}}),
                            **SITE)["fates"].set_index("target_track_id")
         assert off.at[1, "outcome"] == "died"
+
+
+def test_dim_reporter_death_is_cleared_against_the_sites_dead_level():
+    """Three dead cells at 140-150 set the level; a mask at 45 (a neighbour's
+    dye) is no death, one at 45 still rising at its last frame is not judged,
+    and with only two plateaus seen there is no level to judge by."""
+    states = pd.DataFrame({
+        "death_onset_frame": [3, 5, 8, 9, 30, -1],
+        "death_frame": [5, 7, 10, 11, 35, -1],
+        "last_frame": [20, 20, 20, 20, 35, 20],
+        "death_peak": [140.0, 150.0, 45.0, 135.0, 45.0, 10.0]},
+        index=pd.Index([1, 2, 3, 4, 5, 6], name="target_track_id"))
+    before = states.copy()
+    out = clear_dim_deaths(states, 0.5)
+    pd.testing.assert_frame_equal(states, before)
+    assert out["death_frame"].tolist() == [5, 7, -1, 11, 35, -1]
+    assert out["death_onset_frame"].tolist() == [3, 5, -1, 9, 30, -1]
+    few = clear_dim_deaths(states.loc[[1, 3, 5]], 0.5)
+    assert few["death_frame"].tolist() == [5, 10, 35]
 
 
 def _switch_scene(second_x):

@@ -38,6 +38,7 @@ class DeathParams(_Section):
     plateau_fraction: float = Field(0.9, gt=0, le=1)
     plateau_search_min: float = Field(40.0, ge=0)
     host_reporter_max: float | None = Field(0.5, gt=0)
+    min_peak_share: float | None = Field(0.5, gt=0, le=1)
     shrink_area_fraction: float = Field(0.6, gt=0, lt=1)
     border_um: float = Field(10.0, ge=0)
     end_margin_min: float = Field(8.0, ge=0)
@@ -166,6 +167,7 @@ class ScoringGrid:
     plateau_fraction: float
     plateau_search_frames: int
     host_reporter_max: float | None
+    min_peak_share: float | None
     shrink_area_fraction: float
     border_px: float
     end_margin_frames: int
@@ -239,6 +241,7 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         plateau_fraction=d.plateau_fraction,
         plateau_search_frames=frames_for(d.plateau_search_min, dt),
         host_reporter_max=d.host_reporter_max,
+        min_peak_share=d.min_peak_share,
         shrink_area_fraction=d.shrink_area_fraction,
         border_px=d.border_um / px,
         end_margin_frames=frames_for(d.end_margin_min, dt),

@@ -730,6 +730,58 @@ def core_only_tracks(enclosures: pd.DataFrame, min_frames: int, max_break: int =
             - set(other["inner_track_id"].astype(int)))
 
 
+#: Fewest deaths with a seen plateau at a site for their median peak to be the
+#: site's dead-cell level (:func:`clear_dim_deaths`).
+MIN_DEATHS_FOR_LEVEL = 3
+
+
+def clear_dim_deaths(states: pd.DataFrame, min_share: float) -> pd.DataFrame:
+    """Clear reporter deaths that stay far below the site's dead-cell level.
+
+    A dead cell's DNA dye reaches about the same level in every dead cell of
+    a site. A mask that takes in part of a dead neighbour's or a fragment's
+    dye rises above the noise but stays well below that level. A death whose
+    plateau was seen (the track goes on past its death frame) is cleared when
+    its peak is below ``min_share`` of the median peak of such deaths at the
+    site; with fewer than ``MIN_DEATHS_FOR_LEVEL`` of them nothing is cleared.
+    Deaths at a track's last frame may still be rising and are not judged.
+
+    Parameters
+    ----------
+    states : pandas.DataFrame
+        :func:`target_states` rows (``death_onset_frame, death_frame,
+        last_frame, death_peak``). Not modified.
+    min_share : float
+        Least share of the site's median peak (``death.min_peak_share``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``death_onset_frame`` and ``death_frame`` of such tracks
+        set to -1.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"death_onset_frame": [3, 5, 8, 9], "death_frame": [5, 7, 10, 11],
+    ...                   "last_frame": [20, 20, 20, 20], "death_peak": [140., 150., 45., 135.]})
+    >>> clear_dim_deaths(s, 0.5)["death_frame"].tolist()
+    [5, 7, -1, 11]
+    """
+    seen = ((states["death_onset_frame"] >= 0) & (states["death_frame"] < states["last_frame"])
+            & states["death_peak"].notna())
+    out = states.copy()
+    if seen.sum() < MIN_DEATHS_FOR_LEVEL:
+        return out
+    level = float(states.loc[seen, "death_peak"].median())
+    dim = seen & (states["death_peak"] < min_share * level)
+    for tid in states.index[dim]:
+        log.info("track %s: death reporter peak %.0f below %.2f x the site's dead-cell level "
+                 "%.0f: a mask taking in part of another cell's dye, not a death", tid,
+                 float(states.at[tid, "death_peak"]), min_share, level)
+    out.loc[dim, ["death_onset_frame", "death_frame"]] = NO_FRAME
+    return out
+
+
 def clear_host_deaths_of_inner(states: pd.DataFrame, max_share: float) -> pd.DataFrame:
     """Clear a host's reporter death that is its dead inner cell's.
 
@@ -808,7 +860,8 @@ def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: p
         internalization_frame, core_only`` (:func:`core_only_tracks`),
         ``death_peak`` (largest background-subtracted reporter; NaN without
         one), ``death_method``. A host's reporter death that is its dead
-        inner cell's is cleared (:func:`clear_host_deaths_of_inner`).
+        inner cell's is cleared (:func:`clear_host_deaths_of_inner`), and so
+        is one far below the site's dead-cell level (:func:`clear_dim_deaths`).
     """
     death_ch = channels.get("death") if channels else None
     dcol = _intensity_column(targets, "death")
@@ -863,6 +916,8 @@ def target_states(targets: pd.DataFrame, background: pd.DataFrame, enclosures: p
     out = out.set_index("target_track_id")
     if use_reporter and grid.host_reporter_max is not None:
         out = clear_host_deaths_of_inner(out, grid.host_reporter_max)
+    if use_reporter and grid.min_peak_share is not None:
+        out = clear_dim_deaths(out, grid.min_peak_share)
     return out
 
 
