@@ -1146,6 +1146,27 @@ def test_enclosure_swap_gives_the_host_its_id_back(host_after):
     assert set(tracks.loc[tracks["frame"] >= 3, "track_id"]) == {1, host_after}
 
 
+def test_host_track_that_came_across_a_gap_gives_the_inner_cell_a_new_id():
+    """From the onset (frame 3) the tracker put the host's id (1) on the inner
+    cell and gave the host ring track 7, which was another cell far away until
+    frame 1 (held-out P4 C02, own masks: true target 42's piece got that other
+    cell's past, and its event went to the wrong cell). The ring takes id 1
+    back; the inner cell takes a new id, not track 7's."""
+    labels = _engulfment_movie(inner_id_after=1, host_id_after=7)
+    labels[:2][:, 5:15, 65:75] = 7          # track 7: another cell, gone at frame 2
+    pairs = pd.DataFrame({"inner_track_id": [1], "host_track_id": [7],
+                          "internalization_frame": [3]})
+    fixed, tracks, n = repair_enclosure_swaps(labels, _tracks_of(labels), pairs, 2)
+    assert n == 1
+    ring = (fixed[3] > 0) & (np.hypot(*np.mgrid[:64, :80] - np.array([32, 30])[:, None, None])
+                             > 10)
+    assert set(np.unique(fixed[3:][:, ring])) == {1}
+    inner = set(np.unique(fixed[3:, 32, 30]))
+    assert len(inner) == 1 and inner.isdisjoint({1, 2, 7})
+    assert sorted(tracks.loc[tracks["track_id"] == 7, "frame"]) == [0, 1]
+    assert sorted(tracks.loc[tracks["track_id"].isin(inner), "frame"]) == [3, 4, 5]
+
+
 def _crescent_movie(inner_x: int = 38, cut_r: int = 11) -> np.ndarray:
     """Host (id 1, r 11 px) and a target of its size (id 2) coming in from the
     right. At frame 3 the target has moved half onto the host's place (centre

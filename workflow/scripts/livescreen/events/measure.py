@@ -1094,6 +1094,11 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
     (:func:`_inner_by_brightness`; ``tracks`` with ``intensity_mean_target``;
     after a gap the inner cell's track may come back later as a piece of
     the ring: those masks go to the ring's new id).
+    When the exchange would give the inner cell the id of a host track that
+    came to the host across a gap (absent in the frame before, seen before
+    that), that track's past is another cell's: the inner cell takes a new
+    id from *t* instead (engulfment stitching may join it to its earlier
+    pieces, :func:`stitch_engulfments`).
     Each cell keeps its own parent; a track the tracker started by division
     from one of the two follows the masks it came from, now under the other
     id, and the lineage columns are made consistent
@@ -1117,6 +1122,7 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
         Repaired copies (the inputs themselves when nothing was swapped).
     """
     swaps = []
+    fresh = int(max(labels.max(initial=0), tracks["track_id"].max() if len(tracks) else 0))
     n_t = labels.shape[0]
     last = tracks.groupby("track_id")["frame"].max()
     first = tracks.groupby("track_id")["frame"].min()
@@ -1178,6 +1184,14 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
                 c = _inner_by_brightness(crop, la, t, last, (a, b), bright, gone=True)
                 said = c > 0
             if said:
+                if not c and first.get(b, t) < t - 1 and not (crop[t - 1] == b).any():
+                    # the host's track came there across a gap: its past is
+                    # another cell's, so the inner cell starts a track of its own
+                    # (engulfment stitching may join it to its earlier pieces)
+                    fresh += 1
+                    c = fresh
+                    log.info("track %d (host at frame %d) came there across a gap: the inner "
+                             "cell takes a new track %d from frame %d", b, t, c, t)
                 swaps.append((a, b, t, c, t0))
                 break
     if not swaps:
