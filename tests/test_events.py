@@ -432,6 +432,29 @@ def test_merger_counts_at_the_edge_but_not_for_dead_or_dividing_cells(death_fram
     assert merger_pairs(mergers, min_frames=4).empty
 
 
+@pytest.mark.parametrize("hosted_from, n_rows", [(2, 0), (4, 0), (8, 3), (None, 3)])
+def test_merger_into_a_host_of_another_cell_is_not_counted(hosted_from, n_rows):
+    """Track 1 (attacked until frame 2) ends at 3 inside track 2's mask. When 2
+    already hosts another cell (track 3) by then, 1 is the host's own earlier id
+    (held-out P5 B03, own masks: the host's id changed as it became a ring, and
+    its old track was counted as a second inner cell) or a piece of the cell
+    inside: not counted. Enclosed later, or never: counted."""
+    from livescreen.events.score import merger_enclosures
+
+    grid, mergers, states = _merged_pair()
+    episodes = pd.DataFrame({"target_track_id": [1], "effector_track_id": [5],
+                             "start_frame": [0], "end_frame": [2]})
+    states["host_track_id"], states["internalization_frame"] = 0, -1
+    if hosted_from is not None:
+        states.loc[3] = {"first_frame": 0, "last_frame": 9, "near_border_end": False,
+                         "divided": False, "death_frame": -1, "host_track_id": 2,
+                         "internalization_frame": hosted_from}
+    rows = merger_enclosures(mergers, states, episodes, grid)
+    assert len(rows) == n_rows
+    if n_rows:
+        assert set(rows["inner_track_id"]) == {1} and set(rows["host_track_id"]) == {2}
+
+
 def test_merger_not_counted_when_a_free_cell_comes_out_of_the_merged_object():
     from livescreen.events.score import merger_enclosures
 

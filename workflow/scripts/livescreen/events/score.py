@@ -550,7 +550,11 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
     during a contact is often the effector pushing two cells together), and
     mergers of two cells neither of which was in contact are not counted
     (more often two touching cells segmented as one than a spontaneous
-    engulfment). With ``births``: when, within 2 frames after the merger
+    engulfment). A merger into a track that already hosts another enclosed
+    cell (from the merger's frame or earlier) is not counted: a host takes
+    in one cell at a time, and the track that ended is the host's own
+    earlier id (its id changed as it became a ring) or a piece of the cell
+    already inside. With ``births``: when, within 2 frames after the merger
     ends, a track is born out of the merged object
     (:func:`livescreen.events.measure.track_births`, cover >=
     :data:`BORN_INSIDE_MIN_COVER`), is followed for at least
@@ -582,6 +586,10 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
         ``signal_fraction`` NaN), one per frame of each counted merger.
     """
     rows = []
+    hosting = pd.Series(dtype=np.int64)
+    if {"host_track_id", "internalization_frame"} <= set(states.columns):
+        held = states[(states["host_track_id"] > 0) & (states["internalization_frame"] >= 0)]
+        hosting = held.groupby("host_track_id")["internalization_frame"].min()
     for (x, y), grp in mergers.groupby(["ended_track_id", "into_track_id"], sort=True):
         x, y = int(x), int(y)
         last = int(grp["last_frame"].min())
@@ -595,6 +603,11 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
         if max(end_x, end_y) < 0:
             continue
         inner, host = (y, x) if end_y >= end_x else (x, y)
+        if host == y and y in hosting.index and int(hosting[y]) <= last + 1:
+            log.info("merger of track %d into track %d at frame %d not counted: track %d "
+                     "already hosts another cell (from frame %d); the ended track is its own "
+                     "earlier id or that cell's", x, y, last + 1, y, int(hosting[y]))
+            continue
         apart = _split_again(births, y, int(grp["frame"].max()), enclosed or set(), states,
                              grid.cic_min_frames)
         if apart:
