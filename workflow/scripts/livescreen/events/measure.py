@@ -1060,6 +1060,20 @@ def _apply_swaps(labels: np.ndarray, tracks: pd.DataFrame, swaps: list[tuple]
     return labels, tracks
 
 
+def _pair_crop(labels: np.ndarray, ids: tuple[int, int], lo: int, hi: int
+               ) -> np.ndarray | None:
+    """All frames of ``labels`` cut to the box of ``ids``' masks in frames ``lo:hi``.
+
+    A view (not a copy); None when neither track has a mask there.
+    """
+    near = np.isin(labels[lo:hi], ids)
+    if not near.any():
+        return None
+    ys = np.flatnonzero(near.any(axis=(0, 2)))
+    xs = np.flatnonzero(near.any(axis=(0, 1)))
+    return labels[:, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
+
+
 def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataFrame,
                            search_frames: int, margin: float = 0.1
                            ) -> tuple[np.ndarray, pd.DataFrame, int]:
@@ -1151,12 +1165,9 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
             continue
         lo, hi = max(1, t0 - search_frames), min(n_t, t0 + search_frames + 1)
         # every mask compared lies in the pair's bounding box over these frames
-        near = np.isin(labels[max(0, lo - 2):hi], (a, b))
-        if not near.any():
+        crop = _pair_crop(labels, (a, b), max(0, lo - 2), hi)
+        if crop is None:
             continue
-        ys = np.flatnonzero(near.any(axis=(0, 2)))
-        xs = np.flatnonzero(near.any(axis=(0, 1)))
-        crop = labels[:, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
         for t in range(lo, hi):
             ra, rb = crop[t] == a, crop[t] == b
             pa, pb = _last_mask(crop, a, t), _last_mask(crop, b, t)
@@ -1279,12 +1290,9 @@ def repair_attacked_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.Da
         fa = hit.get(a, np.empty(0, int))
         if not fb.size or np.any((fa >= t0 - 2 * window) & (fa <= t0)):
             continue
-        near = np.isin(labels[max(0, int(fb[0]) - 2):t0 + 3], (a, b))
-        if not near.any():
+        crop = _pair_crop(labels, (a, b), max(0, int(fb[0]) - 2), t0 + 3)
+        if crop is None:
             continue
-        ys = np.flatnonzero(near.any(axis=(0, 2)))
-        xs = np.flatnonzero(near.any(axis=(0, 1)))
-        crop = labels[:, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
         best, best_t = 0.0, 0
         for t in range(max(1, int(fb[0]) + 1), t0 + 1):
             la, lb = _mask_from(crop, a, t), _mask_from(crop, b, t)
