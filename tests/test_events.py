@@ -34,6 +34,7 @@ from livescreen.events.score import (
     core_only_tracks,
     drop_core_rows_of_enclosed,
     enclosure_onset,
+    encounter_outcomes,
 )
 from livescreen.events.validate import (
     match_events,
@@ -1023,6 +1024,34 @@ def test_contact_continued_under_a_new_effector_id_is_one_encounter(second_x, n_
         assert enc[["effector_track_id", "start_frame", "end_frame"]].values.tolist() == [
             [4, 2, 4], [7, 5, 7]]
 
+
+
+@pytest.mark.parametrize(("second_start", "death_onset", "first_outcome"), [
+    (12, 18, ("censored", "next_encounter")),  # the next contact took over at once
+    (14, 15, ("censored", "next_encounter")),  # the target died within survive_min
+    (16, 24, ("evasion", "none")),             # free for a while, then attacked again
+])
+def test_target_whose_fate_came_in_the_next_encounter_did_not_get_away(
+        second_start, death_onset, first_outcome):
+    """Encounter 1 (frames 5-10) is followed by encounter 2 with another effector,
+    which takes the kill. Encounter 1 is no evasion when encounter 2 began at most
+    ``max_break`` + 1 frames after it (the target was never free) or the death came
+    within ``survive_min`` (5 frames) of its end; a target free for a while before
+    its next attack evaded the first."""
+    grid = to_pixels_frames(event_params(), 1.0, 4.0)
+    episodes = pd.DataFrame({"target_track_id": [3, 3], "effector_track_id": [4, 7],
+                             "start_frame": [5, second_start],
+                             "end_frame": [10, second_start + 5],
+                             "retreat_px": [0.0, 0.0]})
+    nibbling = pd.DataFrame({"effector_target_signal_gain": [0.0, 0.0],
+                             "target_area_loss_fraction": [0.0, 0.0]})
+    states = pd.DataFrame({"death_onset_frame": [death_onset], "death_frame": [death_onset + 3],
+                           "internalization_frame": [-1], "host_track_id": [0],
+                           "last_frame": [39], "divided": [False]},
+                          index=pd.Index([3], name="target_track_id"))
+    out = encounter_outcomes(episodes, states, nibbling, 40, grid)
+    assert tuple(out.loc[0, ["outcome", "censor_reason"]]) == first_outcome
+    assert out.loc[1, "outcome"] == "kill"
 
 def test_effector_switch_needs_no_overlap_a_short_gap_and_the_same_place():
     from livescreen.events.score import contact_episodes

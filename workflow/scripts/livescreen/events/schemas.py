@@ -13,7 +13,7 @@ from pandera.typing import Series
 ENCOUNTER_OUTCOMES = ["kill", "cell_in_cell", "evasion", "trogocytosis_only", "censored"]
 FATE_OUTCOMES = ["killed", "cell_in_cell", "evaded", "nibbled", "uncontacted", "censored", "died",
                  "dead_at_start", "inner_piece"]
-CENSOR_REASONS = ["none", "left_field", "movie_end"]
+CENSOR_REASONS = ["none", "left_field", "movie_end", "next_encounter"]
 END_REASONS = ["movie_end", "left_field", "divided", "faded", "hidden"]
 
 

@@ -1114,6 +1114,41 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
 # ------------------------------------------------------------------ outcomes
 
 
+def _fate_in_next_encounter(st, starts: np.ndarray, ends: np.ndarray, decided: np.ndarray,
+                            k: int, survive_frames: int, max_break: int) -> bool:
+    """Whether a target's death or enclosure, given to a later encounter, ended encounter ``k``.
+
+    Parameters
+    ----------
+    st : mapping or None
+        The target's :func:`target_states` row.
+    starts, ends : numpy.ndarray
+        Start and end frames of the target's encounters.
+    decided : numpy.ndarray of bool
+        Which of them took the target's death or enclosure.
+    k : int
+        The encounter asked about.
+    survive_frames : int
+        Frames a target must be followed after a contact to have got away.
+
+    Returns
+    -------
+    bool
+        True when another encounter that started after ``k``'s start took the
+        target's fate and that death onset or internalisation came no later
+        than ``survive_frames`` after ``k``'s end: the target did not get away
+        from encounter ``k`` (an effector took over the contact, or the
+        tracker gave the attacker a new id the join missed).
+    """
+    later = decided & (starts > starts[k])
+    if st is None or not np.any(later):
+        return False
+    if np.any(starts[later] <= ends[k] + max_break + 1):
+        return True
+    fates = [int(st[c]) for c in ("death_onset_frame", "internalization_frame")]
+    return any(0 <= f <= ends[k] + survive_frames for f in fates)
+
+
 def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: pd.DataFrame,
                        n_frames: int, grid: ScoringGrid) -> pd.DataFrame:
     """Outcome, censoring, trogocytosis flag and host of every episode.
@@ -1187,6 +1222,10 @@ def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: p
                 dead = st is not None and int(st["death_onset_frame"]) >= 0 \
                     and int(st["death_onset_frame"]) <= ends[k] + grid.survive_frames
                 enclosed = st is not None and int(st["internalization_frame"]) >= 0
+                if _fate_in_next_encounter(st, starts, ends, decided, k, grid.survive_frames,
+                                           grid.contact_max_break):
+                    outcome[j], reason[j] = "censored", "next_encounter"
+                    continue
                 if lost[j] and not dead and not enclosed:
                     trog[j] = True
                 retreated = np.nan_to_num(out.at[j, "retreat_px"], nan=0.0) >= grid.retreat_px
