@@ -1130,15 +1130,19 @@ def _fate_in_next_encounter(st, starts: np.ndarray, ends: np.ndarray, decided: n
         The encounter asked about.
     survive_frames : int
         Frames a target must be followed after a contact to have got away.
+    max_break : int
+        Longest break bridged within one contact (``contact_max_break``).
 
     Returns
     -------
     bool
-        True when another encounter that started after ``k``'s start took the
-        target's fate and that death onset or internalisation came no later
-        than ``survive_frames`` after ``k``'s end: the target did not get away
-        from encounter ``k`` (an effector took over the contact, or the
-        tracker gave the attacker a new id the join missed).
+        True when an encounter that started after ``k``'s start took the
+        target's fate (``decided``) and either began at most ``max_break`` + 1
+        frames after ``k``'s end (the target was never free: another effector
+        took over the contact, or the tracker gave the attacker a new id that
+        :func:`join_effector_switches` did not join) or the target's death
+        onset or internalisation came no later than ``survive_frames`` after
+        ``k``'s end: the target did not get away from encounter ``k``.
     """
     later = decided & (starts > starts[k])
     if st is None or not np.any(later):
@@ -1162,7 +1166,10 @@ def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: p
     *censored* (``movie_end``) when the contact is still going on at the
     last frame, or when the target is not followed
     ``survive_frames`` past the end (``movie_end`` if the movie ended,
-    ``left_field`` if its track ended); otherwise resolved alive:
+    ``left_field`` if its track ended); *censored* (``next_encounter``) when
+    a later encounter took the target's death or enclosure and the target was
+    not free in between (:func:`_fate_in_next_encounter`); otherwise resolved
+    alive:
     *trogocytosis_only* when nibbled, else *evasion*. Nibbled = signal gain
     >= ``trog_signal_gain`` or (target alive and not enclosed) area loss >=
     ``trog_area_loss``. A nibbled target that retreats >= ``retreat_px`` from
