@@ -821,19 +821,24 @@ def _loaded_nibble_scene(carried=0.5, added=0.15, half_life_frames=45 / 4):
     return tl, el, movie.clip(0).astype(np.uint16)
 
 
+def _nibble_encounters(tl, el, movie, trogocytosis: dict) -> pd.DataFrame:
+    """Encounters of a (target, effector)-channel scene with ``events.trogocytosis`` set."""
+    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
+    return score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
+                        tracks_from_labels(el, movie, "effector"), imaging=imaging,
+                        params=event_params({"trogocytosis": trogocytosis}),
+                        **SITE)["encounters"]
+
+
 def test_nibble_of_a_loaded_effector_is_read_against_its_fading_label():
     """An effector still carrying label fades while it nibbles again: against
     the level before the contact the new label hardly shows (demo B03 true
     target 60: gain 0.005); projected to the contact's end with the carried
     label's half-life it does, and the encounter is nibbling."""
     tl, el, movie = _loaded_nibble_scene()
-    imaging = {**IMAGING, "channels": {"target": 0, "effector": 1}}
 
     def score(half_life):
-        params = event_params({"trogocytosis": {"carried_half_life_min": half_life}})
-        return score_labels(tl, el, movie, tracks_from_labels(tl, movie, "target"),
-                            tracks_from_labels(el, movie, "effector"), imaging=imaging,
-                            params=params, **SITE)["encounters"]
+        return _nibble_encounters(tl, el, movie, {"carried_half_life_min": half_life})
 
     off, on = score(None), score(45.0)
     assert len(on) == len(off) == 1
@@ -843,6 +848,29 @@ def test_nibble_of_a_loaded_effector_is_read_against_its_fading_label():
     assert bool(on["trogocytosis"].iloc[0])
     assert on["outcome"].iloc[0] == "trogocytosis_only"
 
+
+def test_label_shown_from_the_contact_s_first_frame_came_with_the_effector():
+    """A nibble builds up over the contact (the scene's label: 0.075 at the first
+    of 4 contact frames, 0.3 at the last). An effector dark before the contact
+    that shows the full 0.3 from the contact's first frame on (the tracker gave it
+    a loaded effector's id as the two crossed: P5 C04 true target 45) brought
+    the label with it: no gain; without the check it reads as a nibble."""
+    tl, el, movie = _nibble_scene()
+    movie = movie.astype(float)
+    shape = tl.shape[1:]
+    for t in range(2, 6):
+        movie[t, 0][(el[t] == 4) & ~disc(shape, 25, 20, 11)] += 300 * 0.3 * (1 - (t - 1) / 4)
+    movie = movie.clip(0).astype(np.uint16)
+
+    def score(fraction):
+        return _nibble_encounters(tl, el, movie, {"carried_in_fraction": fraction})
+
+    on, off = score(0.8), score(None)
+    assert on["effector_target_signal_gain"].iloc[0] == pytest.approx(0.0, abs=0.03)
+    assert not bool(on["trogocytosis"].iloc[0])
+    assert on["outcome"].iloc[0] == "evasion"
+    assert off["effector_target_signal_gain"].iloc[0] == pytest.approx(0.3, abs=0.05)
+    assert bool(off["trogocytosis"].iloc[0])
 
 # ------------------------------------------------------------------ awkward input
 

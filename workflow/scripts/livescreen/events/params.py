@@ -93,6 +93,11 @@ class TrogocytosisParams(_Section):
     ``carried_half_life_min``: label an effector still carries from earlier
     nibbles is decayed with this half-life from the frames before the
     contact to those where the gain is read (None: not decayed).
+    ``carried_in_fraction``: in a contact of at least
+    ``carried_in_min_contact_min``, when the effector's label at the
+    contact's first frame is already this fraction of the level read after
+    it (both above the level before), the label came with the effector and
+    the gain is taken from that first frame (None: not checked).
     """
 
     signal_gain_fraction: float = Field(0.08, gt=0)
@@ -101,6 +106,8 @@ class TrogocytosisParams(_Section):
     signal_away_um: float = Field(1.3, ge=0)
     signal_after_min: float = Field(4.0, ge=0)
     carried_half_life_min: float | None = Field(45.0, gt=0)
+    carried_in_fraction: float | None = Field(0.8, gt=0)
+    carried_in_min_contact_min: float = Field(16.0, ge=0)
 
 
 class ValidationParams(_Section):
@@ -200,6 +207,8 @@ class ScoringGrid:
     trog_signal_away_px: float = 2.0
     trog_signal_after: int = 1
     trog_carried_half_life: float | None = None
+    trog_carried_in_fraction: float | None = None
+    trog_carried_in_min_frames: int = 4
 
 
 def frames_for(minutes: float, frame_interval_min: float) -> int:
@@ -275,4 +284,6 @@ def to_pixels_frames(params: EventParams, pixel_size_um: float,
         trog_signal_after=frames_for(tr.signal_after_min, dt),
         trog_carried_half_life=(None if tr.carried_half_life_min is None
                                 else tr.carried_half_life_min / dt),
+        trog_carried_in_fraction=tr.carried_in_fraction,
+        trog_carried_in_min_frames=frames_for(tr.carried_in_min_contact_min, dt),
     )

@@ -986,6 +986,52 @@ def retreat_from(at_end: np.ndarray, later: np.ndarray, effector: np.ndarray | N
     return float(np.max(d @ (u / np.hypot(*u))))
 
 
+def _carried_in(pre: float, pre_first: float, post: float, first: float,
+                fraction: float) -> float:
+    """The baseline of a nibbling gain, less label that came with the effector.
+
+    A nibble builds up over the contact, so at the contact's first frame an
+    effector shows little of what it carries at the end. When the level at
+    that frame (``first``) already rose above the level before the contact
+    (``pre_first``: projected to that frame) by at least ``fraction`` of the
+    rise read after it (``post`` over ``pre``: projected to the "after"
+    frames), the label was there when the contact began:
+    carried in from another cell, or the tracker handed a loaded effector's
+    id to this one as the two crossed. That jump is added to the baseline.
+
+    Parameters
+    ----------
+    pre, pre_first : float
+        Effector target-channel level before the contact, projected (carried
+        label fading) to the "after" frames and to the contact's first frame
+        (NaN: the effector was not seen before the contact; nothing is then
+        checked).
+    post, first : float
+        Levels after the contact and at its first frame (NaN: not seen).
+    fraction : float
+        Share of the rise present at the first frame that marks carried label.
+
+    Returns
+    -------
+    float
+        The baseline to subtract from ``post``.
+
+    Examples
+    --------
+    >>> _carried_in(2.0, 2.0, 40.0, 50.0, 0.8)     # loaded when the contact began
+    50.0
+    >>> _carried_in(2.0, 2.0, 40.0, 9.0, 0.8)      # a nibble building up
+    2.0
+    >>> _carried_in(30.0, 40.0, 45.0, 42.0, 0.8)   # fading old label, new nibble
+    30.0
+    """
+    if np.isfinite(pre) and np.isfinite(pre_first) and np.isfinite(post) \
+            and np.isfinite(first) and post > pre \
+            and first - pre_first >= fraction * (post - pre):
+        return pre + (first - pre_first)
+    return pre
+
+
 def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: pd.DataFrame,
                       contacts: pd.DataFrame, background: pd.DataFrame,
                       channels: Mapping[str, int | None], n_frames: int,
@@ -1094,15 +1140,24 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
             else:
                 lo, hi, skip = e_ + 1, e_ + W, ebusy
             post = _median_in(ef, er["adj"].to_numpy(float), lo, hi, skip)
-            pre = np.nan
+            pre = pre_first = np.nan
             if er0 is not None:
-                pre = _median_in(er0["frame"].to_numpy(np.int64), er0["adj"].to_numpy(float),
-                                 s - W, s - 1, busy_frames.get(first_id, set()))
+                pre = pre_first = _median_in(er0["frame"].to_numpy(np.int64),
+                                             er0["adj"].to_numpy(float), s - W, s - 1,
+                                             busy_frames.get(first_id, set()))
                 hl = grid.trog_carried_half_life
                 if hl is not None and pre > 0:
                     # label carried from earlier nibbles fades: the level it would
                     # have where "after" is read (window middles) is the baseline
-                    pre *= 0.5 ** (max(0.0, (lo + hi) / 2 - (s - 1 - (W - 1) / 2)) / hl)
+                    mid = s - 1 - (W - 1) / 2
+                    pre *= 0.5 ** (max(0.0, (lo + hi) / 2 - mid) / hl)
+                    pre_first *= 0.5 ** ((s - mid) / hl)
+            if er0 is not None and grid.trog_carried_in_fraction is not None \
+                    and e_ - s + 1 >= grid.trog_carried_in_min_frames:
+                pre = _carried_in(pre, pre_first, post,
+                                  _median_in(er0["frame"].to_numpy(np.int64),
+                                             er0["adj"].to_numpy(float), s, s),
+                                  grid.trog_carried_in_fraction)
             tsig = tr[tcol].to_numpy(float) - bg[tf] if tcol in tr else np.full(len(tf), np.nan)
             bright = _median_in(tf, tsig, s - W, e_)
             if np.isfinite(post) and np.isfinite(bright) and bright > 0:
