@@ -1140,10 +1140,10 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
             else:
                 lo, hi, skip = e_ + 1, e_ + W, ebusy
             post = _median_in(ef, er["adj"].to_numpy(float), lo, hi, skip)
-            pre = pre_first = np.nan
+            pre = np.nan
             if er0 is not None:
-                pre = pre_first = _median_in(er0["frame"].to_numpy(np.int64),
-                                             er0["adj"].to_numpy(float), s - W, s - 1,
+                f0, a0 = er0["frame"].to_numpy(np.int64), er0["adj"].to_numpy(float)
+                pre = pre_first = _median_in(f0, a0, s - W, s - 1,
                                              busy_frames.get(first_id, set()))
                 hl = grid.trog_carried_half_life
                 if hl is not None and pre > 0:
@@ -1152,12 +1152,10 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
                     mid = s - 1 - (W - 1) / 2
                     pre *= 0.5 ** (max(0.0, (lo + hi) / 2 - mid) / hl)
                     pre_first *= 0.5 ** ((s - mid) / hl)
-            if er0 is not None and grid.trog_carried_in_fraction is not None \
-                    and e_ - s + 1 >= grid.trog_carried_in_min_frames:
-                pre = _carried_in(pre, pre_first, post,
-                                  _median_in(er0["frame"].to_numpy(np.int64),
-                                             er0["adj"].to_numpy(float), s, s),
-                                  grid.trog_carried_in_fraction)
+                if grid.trog_carried_in_fraction is not None \
+                        and e_ - s + 1 >= grid.trog_carried_in_min_frames:
+                    pre = _carried_in(pre, pre_first, post, _median_in(f0, a0, s, s),
+                                      grid.trog_carried_in_fraction)
             tsig = tr[tcol].to_numpy(float) - bg[tf] if tcol in tr else np.full(len(tf), np.nan)
             bright = _median_in(tf, tsig, s - W, e_)
             if np.isfinite(post) and np.isfinite(bright) and bright > 0:
@@ -1281,13 +1279,13 @@ def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: p
                 outcome[j] = "censored"
                 reason[j] = "movie_end" if last_seen >= last_frame else "left_field"
             else:
-                dead = st is not None and int(st["death_onset_frame"]) >= 0 \
-                    and int(st["death_onset_frame"]) <= ends[k] + grid.survive_frames
-                enclosed = st is not None and int(st["internalization_frame"]) >= 0
                 if _fate_in_next_encounter(st, starts, ends, decided, k, grid.survive_frames,
                                            grid.contact_max_break):
                     outcome[j], reason[j] = "censored", "next_encounter"
                     continue
+                dead = st is not None and int(st["death_onset_frame"]) >= 0 \
+                    and int(st["death_onset_frame"]) <= ends[k] + grid.survive_frames
+                enclosed = st is not None and int(st["internalization_frame"]) >= 0
                 if lost[j] and not dead and not enclosed:
                     trog[j] = True
                 retreated = np.nan_to_num(out.at[j, "retreat_px"], nan=0.0) >= grid.retreat_px
