@@ -309,6 +309,35 @@ def test_track_mergers_look_past_a_piece_born_in_the_next_frame():
     assert got["frame"].tolist() == [4] and set(got["into_track_id"]) == {3}
 
 
+def _sliver_scene(c2):
+    """Large cell 1 (~800 px); cell 2 (a disc of radius 6 around column ``c2``) ends at 3.
+
+    From frame 3 on cell 1 has grown over cell 2's last place.
+    """
+    shape = (80, 80)
+    tl = np.zeros((6, *shape), np.uint32)
+    for t in range(6):
+        tl[t][disc(shape, 40, c2 - 22, 16 if t < 3 else 24)] = 1
+    for t in range(3):
+        tl[t][disc(shape, 40, c2, 5)] = 2
+    return tl
+
+
+def test_track_mergers_skip_a_sliver_at_the_image_edge_beside_a_large_cell():
+    """Cell 2, only a sliver of it in the field at the image edge, ends beside the large cell 1.
+
+    Cell 1 then lies over the sliver's place: a cell crossing the edge, not a
+    host merging with its inner cell (own masks of held-out plates P4, P5, P9:
+    six evaders "enclosed" so). The same cell away from the edge merges.
+    """
+    tl = _sliver_scene(c2=50)
+    inside = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    assert set(inside["ended_track_id"]) == {2}             # a whole cell: a merger
+    tl = _sliver_scene(c2=81)                                # centre beyond the edge
+    assert 0 < (tl[2] == 2).sum() < 0.12 * (tl[2] == 1).sum()
+    m = track_mergers(tl, tracks_from_labels(tl, None, "target"), min_cover=0.3)
+    assert m.empty
+
 def test_track_mergers_skip_a_track_that_shrank_away_before_it_ended():
     """Cell 2 shrinks to a sliver over two frames (leaving across the edge, fading), ends by host 1.
 

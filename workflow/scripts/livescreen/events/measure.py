@@ -617,6 +617,28 @@ def _top_object(labels: np.ndarray, frame: int, box, mask: np.ndarray) -> tuple[
 STAND_IN_MIN_IOU = 0.25
 
 
+#: a track whose last mask touches the image edge and is smaller than this
+#: share of the object over it next (its area in its last frame up to the
+#: ended track's) was a cell crossing the edge beside that object, of which
+#: only a sliver was in the field: not a merger (:func:`track_mergers`). A
+#: host's last mask before it merges with its inner cell is the host wrapped
+#: around or beside it (at the edge on the demo and 3 held-out plates: >= 0.14
+#: of the inner cell's area); cells leaving beside a large cell: <= 0.10
+#: (docs/events.md).
+EDGE_SLIVER_MAX_AREA = 0.12
+
+
+def _edge_sliver(labels: np.ndarray, seen: Mapping[int, np.ndarray], box, n: int, y: int,
+                 last: int) -> bool:
+    """Whether ``n`` pixels in ``box`` are a sliver at the edge beside ``y``."""
+    h, w = labels.shape[1:]
+    if box[0].start > 0 and box[1].start > 0 and box[0].stop < h and box[1].stop < w:
+        return False
+    ys = seen[y]
+    f = int(ys[ys <= last][-1])
+    return n < EDGE_SLIVER_MAX_AREA * np.count_nonzero(labels[f] == y)
+
+
 def _merger_rows(labels: np.ndarray, seen: Mapping[int, np.ndarray], x: int, last: int, box,
                  mask: np.ndarray, min_cover: float, stop: int) -> list[tuple]:
     """Rows of the merger of track ``x`` (last seen at ``last`` with ``mask``), frames < ``stop``.
@@ -645,6 +667,8 @@ def _merger_rows(labels: np.ndarray, seen: Mapping[int, np.ndarray], x: int, las
             and _iou(labels[x0 - 1] == y, labels[x0] == x) >= STAND_IN_MIN_IOU:
         return []               # x stood in for y while y's track was broken
     n = np.count_nonzero(mask)
+    if _edge_sliver(labels, seen, box, n, y, last):
+        return []               # x crossed the image edge beside y
     rows = []
     for f in range(first, stop):
         cover = np.count_nonzero(labels[f][box][mask] == y) / n
@@ -703,10 +727,12 @@ def track_mergers(labels: np.ndarray, tracks: pd.DataFrame, min_cover: float
     :data:`MERGER_MIN_LAST_AREA` of its median area (``tracks``'
     ``area_px``) was shrinking away when it ended, leaving the field across
     the image edge or fading; a neighbour over that sliver is not a merger.
-    Nor is a track that lived only while the object over its last mask was
-    missing and began on that object's mask of the frame before (IoU >=
-    :data:`STAND_IN_MIN_IOU`): a break in that object's track, bridged by
-    another id.
+    Nor is a track whose last mask touches the image edge and is smaller
+    than :data:`EDGE_SLIVER_MAX_AREA` of the object over it next (a cell
+    crossing the edge beside a large one). Nor is a track that lived only
+    while the object over its last mask was missing and began on that
+    object's mask of the frame before (IoU >= :data:`STAND_IN_MIN_IOU`): a
+    break in that object's track, bridged by another id.
 
     A track can also vanish under the other object, come back for a frame or
     a few as a piece (part of a host ring segmented apart again) and then end
