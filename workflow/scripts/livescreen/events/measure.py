@@ -622,8 +622,8 @@ STAND_IN_MIN_IOU = 0.25
 #: ended track's) was a cell crossing the edge beside that object, of which
 #: only a sliver was in the field: not a merger (:func:`track_mergers`). A
 #: host's last mask before it merges with its inner cell is the host wrapped
-#: around or beside it (at the edge on the demo and 3 held-out plates: >= 0.14
-#: of the inner cell's area); cells leaving beside a large cell: <= 0.10
+#: around or beside it (at the edge on the demo and 3 held-out plates: >= 0.145
+#: of the other object's area); cells leaving beside a large cell: <= 0.098
 #: (docs/events.md).
 EDGE_SLIVER_MAX_AREA = 0.12
 
