@@ -533,6 +533,39 @@ def test_never_contacted_target_inside_an_inner_cell_is_a_host_remnant():
     assert far.at[1, "host_track_id"] == 2               # onsets too far apart: kept
 
 
+def test_host_enclosed_from_its_inner_cells_onset_carries_the_inner_cell():
+    """Demo C02, own masks: host 41 took the attacked cell's place, its ring
+    unlabelled (host 0); the attacked cell's track 3 ended inside 41's mask (a
+    merger: 3 enclosed by 41) and 41 itself looked enclosed from the next
+    frame. One engulfment, not two: 41's enclosure is dropped, contacted or
+    not (held-out P9 B03: such a host's own encounter was an evasion)."""
+    from livescreen.events.score import drop_host_remnants
+
+    # 3 in 41 (16) and 41 enclosed (17); 5 in 6 (20) but 6 enclosed at 8, long
+    # before: kept; 7 and 8 enclose each other: kept
+    states = pd.DataFrame({"target_track_id": [3, 41, 5, 6, 7, 8],
+                           "host_track_id": [41, 0, 6, 0, 8, 7],
+                           "internalization_frame": [16, 17, 20, 8, 10, 11]}
+                          ).set_index("target_track_id")
+    episodes = pd.DataFrame({"target_track_id": [3, 5, 7, 8], "effector_track_id": 9,
+                             "start_frame": 2, "end_frame": 6})
+    want = [16, -1, 20, 8, 10, 11]
+    for eps in (episodes, pd.concat([episodes, episodes.assign(target_track_id=41)])):
+        out = drop_host_remnants(states, eps, window=7)
+        assert out["internalization_frame"].tolist() == want
+        assert out["host_track_id"].tolist() == [41, 0, 6, 0, 8, 7]
+    assert drop_host_remnants(states.assign(internalization_frame=[16, 8, 20, 8, 10, 11]),
+                              episodes, window=7).at[41, "internalization_frame"] == 8
+    assert states.at[41, "internalization_frame"] == 17          # input not modified
+    # never contacted: the inner cell seen again (a death it shows is 3's); 41
+    # contacted and 3 never: 41 is the attacked cell gone inside, kept
+    out = drop_host_remnants(states, episodes, window=7)
+    assert out.at[41, "piece_of"] == 3 and "piece_of" not in states
+    solo = episodes[episodes["target_track_id"] != 3]
+    assert drop_host_remnants(states, pd.concat([solo, solo.assign(target_track_id=41)]),
+                              window=7).at[41, "internalization_frame"] == 17
+
+
 def _reappearing_inner_scene():
     """Attacked cell 2 merges into host 1 (frames 4-7), then shows again as new track 3."""
     tl, el = _merger_scene(into=1, n_t=13)
@@ -1651,6 +1684,55 @@ def test_stitching_takes_the_piece_that_ended_last_and_skips_cells_that_carry_on
     assert set(np.unique(fixed[3:, 30, 45])) == {5}     # track 7 is track 5's continuation
     assert set(out.loc[out["track_id"] == 5, "frame"]) == set(range(8))
     assert {6, 8, 10} <= set(out["track_id"])            # the others are untouched
+
+
+@pytest.mark.parametrize("piece_r, cut", [(4, True), (9, False)])
+def test_stitching_cuts_a_track_that_came_back_on_a_piece_after_a_gap(piece_r, cut):
+    """Held-out P9 C04, own masks: the attacked cell's track 21 left the cell as it
+    moved into its host (the cell: new track 74) and came back after a one-frame
+    gap on a piece of the host ring (107 px against 375). Here track 5 (r 10,
+    frames 0-2) is missing at 3, the cell goes on as track 7 from 3 and 5 comes
+    back at 4 on a small piece elsewhere: 5, attacked until frame 2, is cut there and
+    7 joins it. A track that comes back as large as before (r 9), or that was not
+    attacked just before (the host's own track back on its ring: P9 D04, C02), is
+    not cut: no join."""
+    shape = (60, 100)
+    labels = np.zeros((8, *shape), np.int32)
+    for t in range(8):
+        if t <= 2:
+            labels[t][disc(shape, 30, 20, 10)] = 5
+        else:
+            labels[t][disc(shape, 30, 30, 10)] = 7
+        if t >= 4:
+            labels[t][disc(shape, 30, 70, piece_r)] = 5
+    rows = []
+    for t in range(8):
+        for i in np.unique(labels[t]):
+            if i:
+                yy, xx = np.nonzero(labels[t] == i)
+                rows.append((int(i), t, 0, yy.mean(), xx.mean(), yy.size))
+    tracks = pd.DataFrame(rows, columns=["track_id", "frame", "parent_track_id", "y_px",
+                                         "x_px", "area_px"])
+    before = labels.copy()
+    pairs = pd.DataFrame({"inner_track_id": [7], "host_track_id": [9],
+                          "internalization_frame": [4]})
+    contacts = pd.DataFrame({"frame": [1, 2], "target_track_id": 5, "effector_track_id": 20,
+                             "contact_px": 12})
+    for no in (None, contacts.assign(target_track_id=6), contacts.assign(frame=[-5, -4])):
+        # no contacts read, or 5 not attacked just before: 5 is not cut
+        assert stitch_engulfments(labels, tracks, pairs, window=3, travel_px=30, max_gap=1,
+                                  contacts=no)[2] == 0
+    fixed, out, n = stitch_engulfments(labels, tracks, pairs, window=3, travel_px=30,
+                                       max_gap=1, contacts=contacts)
+    np.testing.assert_array_equal(labels, before)  # input not modified
+    assert n == int(cut)
+    if cut:
+        assert set(np.unique(fixed[3:, 30, 30])) == {5}      # 7 is 5's continuation
+        piece = set(np.unique(fixed[4:, 30, 70]))
+        assert len(piece) == 1 and piece.isdisjoint({0, 5, 7})
+        assert set(out.loc[out["track_id"] == 5, "frame"]) == set(range(8))
+    else:
+        assert fixed is labels and out is tracks
 
 
 @pytest.mark.parametrize("level,joined", [(310.0, True), (267.0, False)])

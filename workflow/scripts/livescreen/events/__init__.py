@@ -137,7 +137,8 @@ def score_labels(target_labels: np.ndarray, effector_labels: np.ndarray | None, 
                           ignore_index=True)
     target_labels, target_tracks, n_joined = stitch_engulfments(
         target_labels, target_tracks, pairs, grid.cic_window, grid.cic_travel_px,
-        max_gap=grid.contact_max_break, brightness_change=grid.cic_travel_brightness_change)
+        max_gap=grid.contact_max_break, brightness_change=grid.cic_travel_brightness_change,
+        contacts=meas["contacts"])
     if n_joined:
         meas = _measure(target_labels, effector_labels, movie, grid, kw)
         if merge:       # ids changed: mergers of the joined tracks

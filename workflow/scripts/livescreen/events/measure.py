@@ -1404,9 +1404,70 @@ def _chain_back(labels: np.ndarray, tracks: pd.DataFrame, inner: int, span: pd.D
     return chain
 
 
+#: A track that comes back after a gap on an object smaller than this share of
+#: its last mask before the gap has lost its cell (:func:`_piece_returns`).
+PIECE_RETURN_MAX_AREA = 0.5
+
+
+def _piece_returns(tracks: pd.DataFrame, inners: Mapping[int, int], max_gap: int,
+                   contacts: pd.DataFrame, window: int) -> dict[int, int]:
+    """Attacked cells' tracks that lost their cell as an inner cell was born: where to cut.
+
+    The attacked cell's track can leave the cell as it moves into its host
+    (the cell takes a new id there) and come back, after a gap, on a piece
+    of the host ring. For each inner track of ``inners`` (track id -> first
+    frame), another track in contact with an effector (``contacts``' target
+    ids and frames) in the ``window`` frames before that first frame, seen
+    at most ``max_gap`` + 1 frames before it, absent from then on for at
+    most ``max_gap`` frames (at least in the inner track's first frame), and
+    back on an object smaller than :data:`PIECE_RETURN_MAX_AREA` of its last
+    one before the gap. (The host's own track, back on its ring, was not
+    attacked then.)
+
+    Returns
+    -------
+    dict
+        Track id -> frame from which its rows are another object's.
+    """
+    g = tracks.sort_values("frame").groupby("track_id")
+    frames = {int(t): grp["frame"].to_numpy() for t, grp in g}
+    areas = {int(t): grp["area_px"].to_numpy(float) for t, grp in g}
+    cut: dict[int, int] = {}
+    touched = contacts.groupby("target_track_id")["frame"].unique() if len(contacts) else {}
+    for inner, first in inners.items():
+        for c, fr in frames.items():
+            if c == inner or c in cut or c not in touched:
+                continue
+            if not ((touched[c] < first) & (touched[c] >= first - window)).any():
+                continue
+            i = int(np.searchsorted(fr, first))      # first of c's frames >= first
+            if i == 0 or i == len(fr) or fr[i] == first:
+                continue
+            e, k = int(fr[i - 1]), int(fr[i])
+            if e < first - 1 - max_gap or k - e - 1 > max_gap:
+                continue
+            if areas[c][i] < PIECE_RETURN_MAX_AREA * areas[c][i - 1]:
+                cut[c] = k
+    return cut
+
+
+def _cut_tracks(labels: np.ndarray, tracks: pd.DataFrame, cut: Mapping[int, tuple[int, int]]
+                ) -> tuple[np.ndarray, pd.DataFrame]:
+    """Copies where each track of ``cut`` (id -> (frame, new id)) takes the new id from then."""
+    labels, tracks = labels.copy(), tracks.copy()
+    for c, (k, f) in cut.items():
+        seg = labels[k:]
+        seg[seg == c] = f
+        rows = (tracks["track_id"] == c) & (tracks["frame"] >= k)
+        tracks.loc[rows, "track_id"] = f
+        tracks.loc[rows, "parent_track_id"] = 0
+    return labels, tracks
+
+
 def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataFrame,
                        window: int, travel_px: float, max_gap: int = 1,
-                       brightness_change: float | None = None
+                       brightness_change: float | None = None,
+                       contacts: pd.DataFrame | None = None
                        ) -> tuple[np.ndarray, pd.DataFrame, int]:
     """Join the track pieces of a cell that moved into its host.
 
@@ -1427,6 +1488,11 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     pieces are given the first piece's id (the rest of the chain's siblings
     lose their parent: there was no division; roots and generations are
     recomputed by :func:`livescreen.track.relink`).
+    With ``contacts``, a track attacked just before an inner track began
+    that comes back after a gap on a small piece (:func:`_piece_returns`)
+    is tried as a predecessor ending before the gap; the cut (its later
+    masks under a new id) is kept only when such a track joins an inner
+    cell's chain.
 
     Parameters
     ----------
@@ -1444,6 +1510,9 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
         Frames missing between pieces.
     brightness_change : float, optional
         Largest brightness change between pieces; None: not checked.
+    contacts : pandas.DataFrame, optional
+        Effector contacts (:func:`frame_contacts` rows: ``frame``,
+        ``target_track_id``); None: no track is cut.
 
     Returns
     -------
@@ -1452,6 +1521,16 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     """
     if pairs.empty or tracks.empty:
         return labels, tracks, 0
+    given = labels, tracks
+    firsts = tracks.groupby("track_id")["frame"].min()
+    inners = {int(i): int(firsts[i]) for i in pairs["inner_track_id"].astype(int)
+              if i in firsts.index and firsts[i] > 0}
+    cut = (_piece_returns(tracks, inners, max_gap, contacts, window)
+           if contacts is not None and "area_px" in tracks else {})
+    fresh = int(max(labels.max(initial=0), tracks["track_id"].max()))
+    cut = {c: (k, fresh + i) for i, (c, k) in enumerate(sorted(cut.items()), start=1)}
+    if cut:     # tried on copies; kept only where the cut track joins an inner cell
+        labels, tracks = _cut_tracks(labels, tracks, cut)
     tr = tracks.sort_values(["track_id", "frame"])
     g = tr.groupby("track_id")
     span = pd.DataFrame({"first": g["frame"].min(), "last": g["frame"].max(),
@@ -1477,7 +1556,13 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
         for tid in [inner, *chain[:-1]]:
             rename[tid] = root
     if not rename:
-        return labels, tracks, 0
+        return (*given, 0)
+    joined = set(rename) | set(rename.values())
+    kept = {c: kf for c, kf in cut.items() if c in joined or kf[1] in joined}
+    labels, tracks = _cut_tracks(*given, kept) if kept else given
+    for c, (k, f) in sorted(kept.items()):
+        log.info("track %d came back at frame %d on a piece (now track %d) after a gap in "
+                 "which an inner cell's track began: the piece is another object", c, k, f)
     lut_ids = np.array(sorted(rename), dtype=np.int64)
     labels = labels.copy()
     for old in lut_ids:

@@ -394,7 +394,15 @@ def drop_host_remnants(states: pd.DataFrame, episodes: pd.DataFrame, window: int
     enclosure is dropped (a cell inside a cell inside a cell is rare). On
     the 15 demo sites' own masks this removed 4 false cell-in-cell events
     and no true one; on their true labels 1 false and 1 true
-    (docs/events.md).
+    (docs/events.md). The mirror image: a target that hosts an inner cell
+    and is itself enclosed from that inner cell's onset on (or up to
+    ``window`` frames before it) carries the inner cell under its id (the
+    tracker moved the host's id onto the inner cell, or the two were one
+    object): its own enclosure is dropped too, unless the two enclose each
+    other, or it was contacted and its inner cell never was (then it is the
+    attacked cell, gone inside under its own id). Never contacted, its fate
+    is ``inner_piece`` (``piece_of`` that inner cell): a death it shows is
+    the inner cell's.
 
     Parameters
     ----------
@@ -409,7 +417,7 @@ def drop_host_remnants(states: pd.DataFrame, episodes: pd.DataFrame, window: int
     -------
     pandas.DataFrame
         ``states``, or a copy with those targets' ``host_track_id`` 0 and
-        ``internalization_frame`` -1.
+        ``internalization_frame`` -1 (and ``piece_of`` set, above).
     """
     contacted = set(episodes["target_track_id"].astype(int))
     enclosed = states[states["internalization_frame"] >= 0]
@@ -421,13 +429,37 @@ def drop_host_remnants(states: pd.DataFrame, episodes: pd.DataFrame, window: int
         if abs(int(enclosed.at[host, "internalization_frame"])
                - int(st["internalization_frame"])) <= window:
             drop.append(int(tid))
-    if not drop:
+    if drop:
+        log.info("targets %s lie inside an inner cell and were never contacted: host "
+                 "remnants, not cell-in-cell", drop)
+    # a host is not an inner cell from its inner cell's onset on (less ``window``):
+    # that enclosure is its inner cell seen again, carrying the host's id
+    kept = enclosed.drop(index=drop)
+    held = kept[kept["host_track_id"] > 0].sort_values("internalization_frame", kind="stable")
+    carried = {}        # host -> the inner cell it carries under its id
+    for tid, st in kept.iterrows():
+        inner = held[held["host_track_id"] == tid]
+        if inner.empty or int(st["host_track_id"]) in inner.index:
+            continue        # hosts nobody, or the two enclose each other
+        if int(st["internalization_frame"]) < int(inner["internalization_frame"].iloc[0]) - window:
+            continue        # enclosed first, host later
+        if int(tid) in contacted and not contacted.intersection(inner.index.astype(int)):
+            continue        # the attacked one is this track: its enclosure is the event
+        carried[int(tid)] = int(inner.index[0])
+    if carried:
+        log.info("targets %s host an inner cell (%s) and look enclosed themselves from about "
+                 "its onset on: that inner cell under the host's id, not a second "
+                 "cell-in-cell", list(carried), list(carried.values()))
+    if not drop and not carried:
         return states
-    log.info("targets %s lie inside an inner cell and were never contacted: host remnants, "
-             "not cell-in-cell", drop)
     out = states.copy()
-    out.loc[drop, "host_track_id"] = 0
-    out.loc[drop, "internalization_frame"] = NO_FRAME
+    out.loc[drop + list(carried), "host_track_id"] = 0
+    out.loc[drop + list(carried), "internalization_frame"] = NO_FRAME
+    pieces = {t: c for t, c in carried.items() if t not in contacted}
+    if pieces:      # never contacted: the inner cell seen again (fate inner_piece)
+        if "piece_of" not in out.columns:
+            out["piece_of"] = np.int64(0)
+        out.loc[list(pieces), "piece_of"] = list(pieces.values())
     return out
 
 
