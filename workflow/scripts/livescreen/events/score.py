@@ -384,7 +384,7 @@ def merger_pairs(mergers: pd.DataFrame, min_frames: int) -> pd.DataFrame:
 
 def drop_host_remnants(states: pd.DataFrame, episodes: pd.DataFrame, window: int
                        ) -> pd.DataFrame:
-    """Undo enclosures of never-contacted targets inside an inner cell (host remnants).
+    """Undo enclosures of host remnants and of hosts that carry their inner cell.
 
     When an attacked cell and part of its host ring are segmented as one
     object, what is left of the host can lie inside that object and look
