@@ -1530,7 +1530,7 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     fresh = int(max(labels.max(initial=0), tracks["track_id"].max()))
     cut = {c: (k, fresh + i) for i, (c, k) in enumerate(sorted(cut.items()), start=1)}
     if cut:     # tried on copies; kept only where the cut track joins an inner cell
-        labels, tracks = _cut_tracks(labels, tracks, cut)
+        labels, tracks = tried = _cut_tracks(labels, tracks, cut)
     tr = tracks.sort_values(["track_id", "frame"])
     g = tr.groupby("track_id")
     span = pd.DataFrame({"first": g["frame"].min(), "last": g["frame"].max(),
@@ -1559,7 +1559,8 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
         return (*given, 0)
     joined = set(rename) | set(rename.values())
     kept = {c: kf for c, kf in cut.items() if c in joined or kf[1] in joined}
-    labels, tracks = _cut_tracks(*given, kept) if kept else given
+    labels, tracks = (given if not kept else tried if kept == cut
+                      else _cut_tracks(*given, kept))
     for c, (k, f) in sorted(kept.items()):
         log.info("track %d came back at frame %d on a piece (now track %d) after a gap in "
                  "which an inner cell's track began: the piece is another object", c, k, f)

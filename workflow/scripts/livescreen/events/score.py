@@ -455,12 +455,18 @@ def drop_host_remnants(states: pd.DataFrame, episodes: pd.DataFrame, window: int
     out = states.copy()
     out.loc[drop + list(carried), "host_track_id"] = 0
     out.loc[drop + list(carried), "internalization_frame"] = NO_FRAME
-    pieces = {t: c for t, c in carried.items() if t not in contacted}
-    if pieces:      # never contacted: the inner cell seen again (fate inner_piece)
-        if "piece_of" not in out.columns:
-            out["piece_of"] = np.int64(0)
-        out.loc[list(pieces), "piece_of"] = list(pieces.values())
-    return out
+    # never contacted: the inner cell seen again (fate inner_piece)
+    return _mark_pieces(out, {t: c for t, c in carried.items() if t not in contacted})
+
+
+def _mark_pieces(states: pd.DataFrame, pieces: Mapping[int, int]) -> pd.DataFrame:
+    """``states`` (modified): targets of ``pieces`` not enclosed, ``piece_of`` their inner cell."""
+    if pieces:
+        if "piece_of" not in states.columns:
+            states["piece_of"] = np.int64(0)
+        states.loc[list(pieces), ["host_track_id", "internalization_frame"]] = [0, NO_FRAME]
+        states.loc[list(pieces), "piece_of"] = list(pieces.values())
+    return states
 
 
 #: A track born with at least this share of its first mask inside another
@@ -523,12 +529,7 @@ def drop_inner_pieces(states: pd.DataFrame, episodes: pd.DataFrame, births: pd.D
     log.info("targets %s were never contacted and were born inside an enclosed cell or its "
              "host: that inner cell (%s) seen again, not a second cell-in-cell",
              [t for t, _ in drop], [i for _, i in drop])
-    out = states.copy()
-    if "piece_of" not in out.columns:
-        out["piece_of"] = np.int64(0)
-    for tid, inner in drop:
-        out.loc[tid, ["host_track_id", "internalization_frame", "piece_of"]] = [0, NO_FRAME, inner]
-    return out
+    return _mark_pieces(states.copy(), dict(drop))
 
 
 def _contact_end(episodes: pd.DataFrame, target: int, frame: int, window: int) -> int:
