@@ -1646,6 +1646,60 @@ def test_attacked_cell_gets_its_id_back_from_the_host(swapped):
     assert set(tracks.loc[tracks["frame"] >= 3, "track_id"]) == {1, 2}
 
 
+def _jump_movie(inner_id: int = 1) -> np.ndarray:
+    """Host (id 1, r 13 px) and an attacked target (id 2, r 10 px) pressing into it
+    from the right (frames 0-2); from frame 3 the target lies inside the host's old
+    outline as ``inner_id``, and the attacked cell's id is on a small piece of the
+    host ring (the rest of the ring unlabelled): the held-out plates' P5 B02 34,
+    P9 B03 24 and C04 13."""
+    shape = (64, 90)
+    labels = np.zeros((6, *shape), np.int32)
+    for t in range(3):
+        labels[t][disc(shape, 32, 30, 13)] = 1
+        labels[t][disc(shape, 32, 46 + 6 * (2 - t), 10)] = 2
+    for t in range(3, 6):
+        ring = disc(shape, 32, 32, 14) & ~disc(shape, 32, 35, 11)
+        ring[:, 22:] = False
+        labels[t][ring] = 2
+        labels[t][disc(shape, 32, 35, 10)] = inner_id
+    return labels
+
+
+@pytest.mark.parametrize("host", [2, 0], ids=["host-piece", "host-not-segmented"])
+def test_attacked_cell_gets_its_id_back_when_its_track_jumped_onto_a_ring_piece(host):
+    """The inner cell, in the host's old outline, reads as the host continuing
+    (IoU 0.37 with its last mask, against 0.31 for the exchange), but the
+    attacked track left its cell (IoU 0 with its own last mask) for a piece of
+    the ring while the host's id took the cell (IoU 0.21 with the attacked
+    cell's last mask): exchanged back. With the host not segmented (pair host 0)
+    the attacked track is found among the tracks in contact."""
+    labels = _jump_movie()
+    before = labels.copy()
+    contacts = pd.DataFrame({"frame": [0, 1, 2], "target_track_id": [2] * 3})
+    pairs = pd.DataFrame({"inner_track_id": [1], "host_track_id": [host],
+                          "internalization_frame": [3]})
+    fixed, _, n = repair_attacked_swaps(labels, _tracks_of(labels), pairs, contacts,
+                                        window=3, min_iou=0.15)
+    np.testing.assert_array_equal(labels, before)
+    assert n == 1
+    assert set(np.unique(fixed[3:, 32, 35])) == {2}          # the attacked cell, inside
+    assert set(np.unique(fixed[3:, 32, 19])) == {1}          # the host's ring piece
+    assert set(np.unique(fixed[:3, 32, 30])) == {1}          # nothing changed before
+
+
+def test_attacked_jump_needs_the_inner_track_to_have_been_the_host():
+    """An inner track that begins at the onset has no past as the host: its cell
+    is the attacked one under a new id (stitching joins it), nothing is exchanged."""
+    labels = _jump_movie(inner_id=3)
+    contacts = pd.DataFrame({"frame": [0, 1, 2], "target_track_id": [2] * 3})
+    pairs = pd.DataFrame({"inner_track_id": [3], "host_track_id": [0],
+                          "internalization_frame": [3]})
+    fixed, _, n = repair_attacked_swaps(labels, _tracks_of(labels), pairs, contacts,
+                                        window=3, min_iou=0.15)
+    assert n == 0
+    np.testing.assert_array_equal(fixed, labels)
+
+
 def _pieces_movie() -> tuple[np.ndarray, pd.DataFrame]:
     """An inner cell (track 5, frames 0-2) jumps 25 px into its host and is found
     again as track 7 (frames 3-7). Nearer to 7's first position: track 6, lost a

@@ -1244,7 +1244,8 @@ def repair_enclosure_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.D
 #: times the kept reading (P5 C02 true labels 0.39 / 0.34), 7 right ones 1.8-8
 #: times. Where the inner cell already lies in the host's filled outline both
 #: readings are high and say little (P9 B03 own 0.45 / 0.84 right, P5 B02 true
-#: labels 0.69 / 0.89 wrong).
+#: labels 0.69 / 0.89 wrong); the attacked track's own reading decides there
+#: (:func:`_attacked_jump`).
 ATTACK_SWAP_RATIO = 2.0
 
 
@@ -1255,6 +1256,65 @@ def _mask_from(crop: np.ndarray, tid: int, t: int, span: int = 2) -> np.ndarray 
         if m.any():
             return _filled(m)
     return None
+
+
+#: The attacked cell's track has left its cell (:func:`_attacked_jump`) when
+#: its mask overlaps its own last one by less than this IoU.
+ATTACK_JUMP_MAX_IOU = 0.2
+
+
+def _attacked_jump(crop: np.ndarray, a: int, b: int, frames: range, min_iou: float
+                   ) -> tuple[int, tuple[float, float]]:
+    """First frame where attacked track ``b`` left its cell and inner track ``a`` took it.
+
+    While an attacked cell moves into its host, the inner cell lies in the
+    host's old outline, so the host's id on it reads as continuing (IoU with
+    the host's last filled mask 0.55-0.82 in the cases seen) and the summed
+    readings of :func:`repair_attacked_swaps` say little. The attacked
+    track's own reading does not: in the frame it jumped onto a piece of the
+    host ring (or vanished), its mask overlaps its last one by less than
+    :data:`ATTACK_JUMP_MAX_IOU`, while the inner track's mask overlaps that
+    last mask of the attacked cell by at least ``min_iou``.
+
+    Returns
+    -------
+    frame, (inner's IoU with the attacked cell's last mask, attacked track's own)
+        Frame 0 when there is none.
+    """
+    if not np.any(crop[:frames.start] == a):
+        return 0, (0.0, 0.0)        # a new track, not the host's id: nothing exchanged
+    for t in frames:
+        la, lb, pb = _mask_from(crop, a, t), _mask_from(crop, b, t), _last_mask(crop, b, t)
+        if la is None or pb is None:
+            continue
+        own = 0.0 if lb is None else _iou(lb, pb)
+        took = _iou(la, pb)
+        if own < ATTACK_JUMP_MAX_IOU and took >= min_iou:
+            return t, (took, own)
+    return 0, (0.0, 0.0)
+
+
+def _jumped_from(labels: np.ndarray, a: int, t0: int, hit: Mapping[int, np.ndarray],
+                 window: int, min_iou: float, done: set[int]) -> int:
+    """Attacked track that left its cell to inner track ``a`` (host not segmented), or 0.
+
+    Of the tracks in contact within ``window`` frames before the onset
+    ``t0`` (``hit``: track id -> contact frames), the one whose cell ``a``
+    took (:func:`_attacked_jump`, the highest overlap when several did).
+    """
+    best, found = 0.0, 0
+    for b, fb in hit.items():
+        fb = fb[(fb >= t0 - window) & (fb <= t0)]
+        if b == a or b in done or not fb.size:
+            continue
+        crop = _pair_crop(labels, (a, b), max(0, int(fb[0]) - 2), t0 + 3)
+        if crop is None:
+            continue
+        t, (took, _own) = _attacked_jump(crop, a, b, range(max(1, int(fb[0]) + 1), t0 + 1),
+                                         min_iou)
+        if t and took > best:
+            best, found = took, b
+    return found
 
 
 def repair_attacked_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataFrame,
@@ -1279,7 +1339,12 @@ def repair_attacked_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.Da
     ``ATTACK_SWAP_RATIO`` times the kept one qualify, and the ids are
     exchanged from the one where it gains most over the kept reading (a
     contacted host that stays itself continues its own place: its kept
-    reading is the higher).
+    reading is the higher). Where no frame qualifies, the attacked track's
+    own reading is asked (:func:`_attacked_jump`): the ids are exchanged
+    from the frame it left its cell for a piece of the ring while the inner
+    track took that cell. For an enclosure whose host is not segmented
+    (host 0) the attacked track is looked for that way among the tracks in
+    contact in the window (:func:`_jumped_from`).
 
     Parameters
     ----------
@@ -1309,6 +1374,8 @@ def repair_attacked_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.Da
     swaps, done = [], set()
     for p in pairs.itertuples(index=False):
         a, b, t0 = int(p.inner_track_id), int(p.host_track_id), int(p.internalization_frame)
+        if b == 0 and a not in done:
+            b = _jumped_from(labels, a, t0, hit, window, min_iou, done)
         if b == 0 or a in done or b in done:
             continue
         fb = hit.get(b, np.empty(0, int))
@@ -1331,12 +1398,17 @@ def repair_attacked_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.Da
                        and y is not None)
             if swap >= min_iou and swap >= ATTACK_SWAP_RATIO * keep and swap - keep > best:
                 best, best_t, reading = swap - keep, t, (swap, keep)
+        how = "summed IoU exchanged %.2f, kept %.2f"
+        if not best_t:
+            best_t, reading = _attacked_jump(crop, a, b, range(max(1, int(fb[0]) + 1), t0 + 1),
+                                             min_iou)
+            how = "the inner track on its last mask IoU %.2f, itself %.2f"
         if best_t:
             swaps.append((a, b, best_t, 0, t0))
             done |= {a, b}
             log.info("track %d (attacked at frame %d) went on as the host of track %d from "
-                     "frame %d (summed IoU exchanged %.2f, kept %.2f): ids exchanged back "
-                     "(cell-in-cell from frame %d)", b, int(fb[0]), a, best_t, *reading, t0)
+                     "frame %d (%s): ids exchanged back (cell-in-cell from frame %d)",
+                     b, int(fb[0]), a, best_t, how % reading, t0)
     if not swaps:
         return labels, tracks, 0
     labels, tracks = _apply_swaps(labels, tracks, swaps)
