@@ -503,6 +503,14 @@ def test_merger_not_counted_when_a_free_cell_comes_out_of_the_merged_object():
                         (births.assign(born_in_track_id=4), set())]:
         rows = merger_enclosures(mergers, states, episodes, grid, births=b, enclosed=enclosed)
         assert len(rows) == 3 and set(rows["inner_track_id"]) == {2}
+    # ... or 7 hosts a cell: the host ring segmented apart again around the inner
+    # cell (held-out P9 C03 9, own masks: host and inner cell one object for 8
+    # frames, then the ring took a new id and enclosed the inner cell's new track)
+    rows = merger_enclosures(mergers, states, episodes, grid, births=births, enclosed=set(),
+                             hosts={7})
+    assert len(rows) == 3 and set(rows["inner_track_id"]) == {2}
+    assert merger_enclosures(mergers, states, episodes, grid, births=births, enclosed=set(),
+                             hosts={8}).empty
     # ... or is followed for one frame only: nothing shows that it came apart free
     for last, n_rows in ((7, 3), (8, 0)):
         born = pd.DataFrame({"first_frame": [7], "last_frame": [last], "near_border_end": False,

@@ -543,11 +543,13 @@ def _contact_end(episodes: pd.DataFrame, target: int, frame: int, window: int) -
 
 
 def _split_again(births: pd.DataFrame | None, into: int, end: int, enclosed: set[int],
-                 states: pd.DataFrame, min_frames: int) -> list[int]:
+                 states: pd.DataFrame, min_frames: int,
+                 hosts: set[int] = frozenset()) -> list[int]:
     """Tracks born out of ``into`` in the 2 frames after a merger's ``end``, apart since.
 
-    Never enclosed (not in ``enclosed``) and, when in ``states``, followed for at
-    least ``min_frames`` frames.
+    Never enclosed (not in ``enclosed``), never a host (not in ``hosts``: a
+    host ring segmented apart again from its inner cell is not a free cell)
+    and, when in ``states``, followed for at least ``min_frames`` frames.
     """
     if births is None or births.empty:
         return []
@@ -555,7 +557,7 @@ def _split_again(births: pd.DataFrame | None, into: int, end: int, enclosed: set
                & (births["frame"] <= end + 2) & (births["cover"] >= BORN_INSIDE_MIN_COVER)]
     out = []
     for z in b["track_id"].astype(int):
-        if z in enclosed or (z in states.index and int(states.at[z, "last_frame"])
+        if z in enclosed or z in hosts or (z in states.index and int(states.at[z, "last_frame"])
                              - int(states.at[z, "first_frame"]) + 1 < min_frames):
             continue
         out.append(z)
@@ -564,7 +566,8 @@ def _split_again(births: pd.DataFrame | None, into: int, end: int, enclosed: set
 
 def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.DataFrame,
                       grid: ScoringGrid, births: pd.DataFrame | None = None,
-                      enclosed: set[int] | None = None) -> pd.DataFrame:
+                      enclosed: set[int] | None = None,
+                      hosts: set[int] | None = None) -> pd.DataFrame:
     """Enclosures read from mergers: an inner cell and its host segmented as one object.
 
     A merger (:func:`livescreen.events.measure.track_mergers`) counts when
@@ -594,7 +597,8 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
     ``cic_min_frames`` frames and is never enclosed (not in ``enclosed``),
     the two cells came apart again, free: they were only segmented
     together, and the merger is not counted. An inner cell seen again
-    inside its host is enclosed there; a track seen only in the movie's
+    inside its host is enclosed there, and a host ring segmented apart
+    again hosts it (``hosts``); a track seen only in the movie's
     last frame shows neither.
 
     Parameters
@@ -610,6 +614,8 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
         :func:`livescreen.events.measure.track_births`.
     enclosed : set of int, optional
         Tracks enclosed in any frame (the measured enclosures' inner tracks).
+    hosts : set of int, optional
+        Tracks hosting another in any frame (the measured enclosures' hosts).
 
     Returns
     -------
@@ -642,7 +648,7 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
                      "earlier id or that cell's", x, y, last + 1, y, int(hosting[y]))
             continue
         apart = _split_again(births, y, int(grp["frame"].max()), enclosed or set(), states,
-                             grid.cic_min_frames)
+                             grid.cic_min_frames, hosts or set())
         if apart:
             log.info("merger of tracks %d and %d not counted: track(s) %s came out of the "
                      "merged object free after it", x, y, apart)
@@ -1517,7 +1523,8 @@ def score_site(target_tracks: pd.DataFrame, effector_tracks: pd.DataFrame,
     if mergers is not None and len(mergers):
         extra = merger_enclosures(
             mergers, states, episodes, grid, births=births,
-            enclosed=set(measurements["enclosures"]["inner_track_id"].astype(int)))
+            enclosed=set(measurements["enclosures"]["inner_track_id"].astype(int)),
+            hosts=set(measurements["enclosures"]["host_track_id"].astype(int)) - {0})
         if len(extra):
             encl = measurements["enclosures"]
             encl = pd.concat([encl, extra], ignore_index=True) if len(encl) else extra
