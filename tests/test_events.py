@@ -1667,20 +1667,23 @@ def _jump_movie(inner_id: int = 1) -> np.ndarray:
         labels[t][disc(shape, 32, 46 + 6 * (2 - t), 10)] = 2
     for t in range(3, 6):
         ring = disc(shape, 32, 32, 14) & ~disc(shape, 32, 35, 11)
+        labels[t][ring & (np.arange(shape[1]) >= 44)] = 3     # another piece, never touched
         ring[:, 22:] = False
         labels[t][ring] = 2
         labels[t][disc(shape, 32, 35, 10)] = inner_id
     return labels
 
 
-@pytest.mark.parametrize("host", [2, 0], ids=["host-piece", "host-not-segmented"])
+@pytest.mark.parametrize("host", [2, 0, 3], ids=["host-piece", "host-not-segmented",
+                                                  "host-not-contacted"])
 def test_attacked_cell_gets_its_id_back_when_its_track_jumped_onto_a_ring_piece(host):
     """The inner cell, in the host's old outline, reads as the host continuing
     (IoU 0.37 with its last mask, against 0.31 for the exchange), but the
     attacked track left its cell (IoU 0 with its own last mask) for a piece of
     the ring while the host's id took the cell (IoU 0.21 with the attacked
     cell's last mask): exchanged back. With the host not segmented (pair host 0)
-    the attacked track is found among the tracks in contact."""
+    or read on a piece never in contact (track 3), the attacked track is found
+    among the tracks in contact."""
     labels = _jump_movie()
     before = labels.copy()
     contacts = pd.DataFrame({"frame": [0, 1, 2], "target_track_id": [2] * 3})
@@ -1692,6 +1695,8 @@ def test_attacked_cell_gets_its_id_back_when_its_track_jumped_onto_a_ring_piece(
     assert n == 1
     assert set(np.unique(fixed[3:, 32, 35])) == {2}          # the attacked cell, inside
     assert set(np.unique(fixed[3:, 32, 19])) == {1}          # the host's ring piece
+    assert (labels == 3).any()
+    np.testing.assert_array_equal(fixed == 3, labels == 3)   # the other piece unchanged
     assert set(np.unique(fixed[:3, 32, 30])) == {1}          # nothing changed before
 
 

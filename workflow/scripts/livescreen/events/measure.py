@@ -1296,7 +1296,7 @@ def _attacked_jump(crop: np.ndarray, a: int, b: int, frames: range, min_iou: flo
 
 def _jumped_from(labels: np.ndarray, a: int, t0: int, hit: Mapping[int, np.ndarray],
                  window: int, min_iou: float, done: set[int]) -> int:
-    """Attacked track that left its cell to inner track ``a`` (host not segmented), or 0.
+    """Attacked track that left its cell to inner track ``a`` (host unknown), or 0.
 
     Of the tracks in contact within ``window`` frames before the onset
     ``t0`` (``hit``: track id -> contact frames), the one whose cell ``a``
@@ -1343,8 +1343,9 @@ def repair_attacked_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.Da
     own reading is asked (:func:`_attacked_jump`): the ids are exchanged
     from the frame it left its cell for a piece of the ring while the inner
     track took that cell. For an enclosure whose host is not segmented
-    (host 0) the attacked track is looked for that way among the tracks in
-    contact in the window (:func:`_jumped_from`).
+    (host 0) or was not in contact in the window (a piece of the ring) the
+    attacked track is looked for that way among the tracks in contact in the
+    window (:func:`_jumped_from`).
 
     Parameters
     ----------
@@ -1374,8 +1375,9 @@ def repair_attacked_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.Da
     swaps, done = [], set()
     for p in pairs.itertuples(index=False):
         a, b, t0 = int(p.inner_track_id), int(p.host_track_id), int(p.internalization_frame)
-        if b == 0 and a not in done:
-            b = _jumped_from(labels, a, t0, hit, window, min_iou, done)
+        hb = hit.get(b, np.empty(0, int))
+        if a not in done and not np.any((hb >= t0 - window) & (hb <= t0)):
+            b = _jumped_from(labels, a, t0, hit, window, min_iou, done | {b})
         if b == 0 or a in done or b in done:
             continue
         fb = hit.get(b, np.empty(0, int))
