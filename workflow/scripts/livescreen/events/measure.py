@@ -1294,6 +1294,13 @@ def _attacked_jump(crop: np.ndarray, a: int, b: int, frames: range, min_iou: flo
     return 0, (0.0, 0.0)
 
 
+def _in_window(frames: np.ndarray | None, t0: int, window: int) -> np.ndarray:
+    """Contact ``frames`` (sorted; None: none) from ``t0 - window`` to ``t0``."""
+    if frames is None:
+        return np.empty(0, np.int64)
+    return frames[(frames >= t0 - window) & (frames <= t0)]
+
+
 def _jumped_from(labels: np.ndarray, a: int, t0: int, hit: Mapping[int, np.ndarray],
                  window: int, min_iou: float, done: set[int]) -> int:
     """Attacked track that left its cell to inner track ``a`` (host unknown), or 0.
@@ -1304,7 +1311,7 @@ def _jumped_from(labels: np.ndarray, a: int, t0: int, hit: Mapping[int, np.ndarr
     """
     best, found = 0.0, 0
     for b, fb in hit.items():
-        fb = fb[(fb >= t0 - window) & (fb <= t0)]
+        fb = _in_window(fb, t0, window)
         if b == a or b in done or not fb.size:
             continue
         crop = _pair_crop(labels, (a, b), max(0, int(fb[0]) - 2), t0 + 3)
@@ -1375,21 +1382,20 @@ def repair_attacked_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.Da
     swaps, done = [], set()
     for p in pairs.itertuples(index=False):
         a, b, t0 = int(p.inner_track_id), int(p.host_track_id), int(p.internalization_frame)
-        hb = hit.get(b, np.empty(0, int))
-        if a not in done and not np.any((hb >= t0 - window) & (hb <= t0)):
+        fb = _in_window(hit.get(b), t0, window)
+        if a not in done and not fb.size:       # host unknown or never touched
             b = _jumped_from(labels, a, t0, hit, window, min_iou, done | {b})
+            fb = _in_window(hit.get(b), t0, window)
         if b == 0 or a in done or b in done:
             continue
-        fb = hit.get(b, np.empty(0, int))
-        fb = fb[(fb >= t0 - window) & (fb <= t0)]
-        fa = hit.get(a, np.empty(0, int))
-        if not fb.size or np.any((fa >= t0 - 2 * window) & (fa <= t0)):
+        if not fb.size or _in_window(hit.get(a), t0, 2 * window).size:
             continue
         crop = _pair_crop(labels, (a, b), max(0, int(fb[0]) - 2), t0 + 3)
         if crop is None:
             continue
+        frames = range(max(1, int(fb[0]) + 1), t0 + 1)
         best, best_t = 0.0, 0
-        for t in range(max(1, int(fb[0]) + 1), t0 + 1):
+        for t in frames:
             la, lb = _mask_from(crop, a, t), _mask_from(crop, b, t)
             pa, pb = _last_mask(crop, a, t), _last_mask(crop, b, t)
             if pb is None or lb is None and la is None:
@@ -1402,8 +1408,7 @@ def repair_attacked_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.Da
                 best, best_t, reading = swap - keep, t, (swap, keep)
         how = "summed IoU exchanged %.2f, kept %.2f"
         if not best_t:
-            best_t, reading = _attacked_jump(crop, a, b, range(max(1, int(fb[0]) + 1), t0 + 1),
-                                             min_iou)
+            best_t, reading = _attacked_jump(crop, a, b, frames, min_iou)
             how = "the inner track on its last mask IoU %.2f, itself %.2f"
         if best_t:
             swaps.append((a, b, best_t, 0, t0))
