@@ -1151,6 +1151,36 @@ def test_target_whose_fate_came_in_the_next_encounter_did_not_get_away(
     assert tuple(out.loc[0, ["outcome", "censor_reason"]]) == first_outcome
     assert out.loc[1, "outcome"] == "kill"
 
+@pytest.mark.parametrize(("second_start", "second_end", "first_outcome"), [
+    (11, 16, ("censored", "next_encounter")),  # another effector took over at once
+    (13, 16, ("censored", "next_encounter")),  # after a break of max_break frames
+    (14, 19, ("evasion", "none")),             # free for longer than max_break
+    (7, 9, ("evasion", "none")),               # a passer-by while the first held on
+])
+def test_target_passed_on_to_another_effector_did_not_get_away(
+        second_start, second_end, first_outcome):
+    """Encounter 1 (frames 5-10) is followed by encounter 2 with another effector;
+    the target survives both. When encounter 2 began at most ``max_break`` + 1
+    frames after encounter 1's end and went on past it, the target was never free:
+    encounter 1 is censored (``next_encounter``) and encounter 2 carries the
+    resolution (P4 B03: the tracker changed the bound effector's id while two
+    effectors fused, 4.4 µm apart, too far for the id-switch join)."""
+    grid = to_pixels_frames(event_params(), 1.0, 4.0)
+    episodes = pd.DataFrame({"target_track_id": [3, 3], "effector_track_id": [4, 7],
+                             "start_frame": [5, second_start],
+                             "end_frame": [10, second_end],
+                             "retreat_px": [0.0, 0.0]})
+    nibbling = pd.DataFrame({"effector_target_signal_gain": [0.0, 0.0],
+                             "target_area_loss_fraction": [0.0, 0.0]})
+    states = pd.DataFrame({"death_onset_frame": [-1], "death_frame": [-1],
+                           "internalization_frame": [-1], "host_track_id": [0],
+                           "last_frame": [39], "divided": [False]},
+                          index=pd.Index([3], name="target_track_id"))
+    out = encounter_outcomes(episodes, states, nibbling, 40, grid)
+    assert tuple(out.loc[0, ["outcome", "censor_reason"]]) == first_outcome
+    assert tuple(out.loc[1, ["outcome", "censor_reason"]]) == ("evasion", "none")
+
+
 def test_effector_switch_needs_no_overlap_a_short_gap_and_the_same_place():
     from livescreen.events.score import contact_episodes
 

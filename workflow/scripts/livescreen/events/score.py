@@ -1245,6 +1245,32 @@ def _fate_in_next_encounter(st, starts: np.ndarray, ends: np.ndarray, decided: n
     return any(0 <= f <= ends[k] + survive_frames for f in fates)
 
 
+def _taken_over(starts: np.ndarray, ends: np.ndarray, k: int, max_break: int) -> bool:
+    """Whether another contact with a target carried on where encounter ``k`` ended.
+
+    Parameters
+    ----------
+    starts, ends : numpy.ndarray
+        Start and end frames of the target's encounters.
+    k : int
+        The encounter asked about.
+    max_break : int
+        Longest break bridged within one contact (``contact_max_break``).
+
+    Returns
+    -------
+    bool
+        True when an encounter that started after ``k``'s start began at most
+        ``max_break`` + 1 frames after ``k``'s end and went on past it: the
+        target was never free after ``k``, so ``k`` cannot be resolved alive;
+        the later encounter carries the resolution (a second effector took
+        over, or the tracker gave the attacker a new id that
+        :func:`join_effector_switches` did not join).
+    """
+    later = (starts > starts[k]) & (starts <= ends[k] + max_break + 1) & (ends > ends[k])
+    return bool(np.any(later))
+
+
 def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: pd.DataFrame,
                        n_frames: int, grid: ScoringGrid) -> pd.DataFrame:
     """Outcome, censoring, trogocytosis flag and host of every episode.
@@ -1260,8 +1286,9 @@ def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: p
     ``survive_frames`` past the end (``movie_end`` if the movie ended,
     ``left_field`` if its track ended); *censored* (``next_encounter``) when
     a later encounter took the target's death or enclosure and the target was
-    not free in between (:func:`_fate_in_next_encounter`); otherwise resolved
-    alive:
+    not free in between (:func:`_fate_in_next_encounter`), or when another
+    contact carried on where this one ended (:func:`_taken_over`); otherwise
+    resolved alive:
     *trogocytosis_only* when nibbled, else *evasion*. Nibbled = signal gain
     >= ``trog_signal_gain`` or (target alive and not enclosed) area loss >=
     ``trog_area_loss``. A nibbled target that retreats >= ``retreat_px`` from
@@ -1319,7 +1346,8 @@ def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: p
                 reason[j] = "movie_end" if last_seen >= last_frame else "left_field"
             else:
                 if _fate_in_next_encounter(st, starts, ends, decided, k, grid.survive_frames,
-                                           grid.contact_max_break):
+                                           grid.contact_max_break) \
+                        or _taken_over(starts, ends, k, grid.contact_max_break):
                     outcome[j], reason[j] = "censored", "next_encounter"
                     continue
                 dead = st is not None and int(st["death_onset_frame"]) >= 0 \
