@@ -521,6 +521,30 @@ def test_merger_not_counted_when_a_free_cell_comes_out_of_the_merged_object():
         assert len(rows) == n_rows
 
 
+def test_long_merger_counted_although_a_piece_comes_out_of_it_at_the_end():
+    """Held-out P4 D02 18 (own masks): the attacked cell and its host ring were one
+    object for 23 frames; the dying inner cell's fragments came out of it two frames
+    before the movie's end. Two free cells segmented together part within minutes;
+    a merger held for ``window_min`` or longer is not undone by a track born out of
+    it afterwards, a shorter one is."""
+    from livescreen.events.score import merger_enclosures
+
+    grid, _, states = _merged_pair()
+    episodes = pd.DataFrame({"target_track_id": [2], "effector_track_id": [5],
+                             "start_frame": [0], "end_frame": [2]})
+    for n, counted in ((grid.cic_window, True), (grid.cic_window - 1, False)):
+        frames = np.arange(4, 4 + n)
+        mergers = pd.DataFrame({"frame": frames, "ended_track_id": 1, "into_track_id": 2,
+                                "last_frame": 3, "cover": 0.6})
+        births = pd.DataFrame({"track_id": [7], "frame": [int(frames[-1]) + 1],
+                               "born_in_track_id": [2], "cover": [0.8]})
+        rows = merger_enclosures(mergers, states.assign(last_frame=[3, 40]), episodes, grid,
+                                 births=births, enclosed=set())
+        assert len(rows) == (n if counted else 0)
+        if counted:
+            assert set(rows["inner_track_id"]) == {2} and set(rows["host_track_id"]) == {1}
+
+
 def test_never_contacted_target_inside_an_inner_cell_is_a_host_remnant():
     from livescreen.events.score import drop_host_remnants
 

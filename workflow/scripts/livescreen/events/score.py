@@ -599,7 +599,10 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
     together, and the merger is not counted. An inner cell seen again
     inside its host is enclosed there, and a host ring segmented apart
     again hosts it (``hosts``); a track seen only in the movie's
-    last frame shows neither.
+    last frame shows neither. Not checked for a merger lasting
+    ``cic_window`` frames or longer: free cells segmented together part
+    within minutes, and an inner cell dying in its host can break up at
+    the end of a long merger.
 
     Parameters
     ----------
@@ -647,8 +650,9 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
                      "already hosts another cell (from frame %d); the ended track is its own "
                      "earlier id or that cell's", x, y, last + 1, y, int(hosting[y]))
             continue
-        apart = _split_again(births, y, int(grp["frame"].max()), enclosed or set(), states,
-                             grid.cic_min_frames, hosts or set())
+        apart = [] if len(grp) >= grid.cic_window else _split_again(
+            births, y, int(grp["frame"].max()), enclosed or set(), states,
+            grid.cic_min_frames, hosts or set())
         if apart:
             log.info("merger of tracks %d and %d not counted: track(s) %s came out of the "
                      "merged object free after it", x, y, apart)
