@@ -1754,6 +1754,44 @@ def test_attacked_cell_gets_its_id_back_when_its_track_jumped_onto_a_ring_piece(
     assert set(np.unique(fixed[:3, 32, 30])) == {1}          # nothing changed before
 
 
+def _ring_cover_movie(attacked_x: int) -> np.ndarray:
+    """Host (id 1, r 13 px) and an attacked target (id 2, r 10 px) ending at
+    ``attacked_x`` (frame 2); from frame 3 the host's id is on the cell inside a
+    ring (r 11-15 px) whose right part carries the attacked cell's id and still
+    covers part of the attacked cell's last place (held-out P4 C04 34)."""
+    shape = (64, 90)
+    labels = np.zeros((6, *shape), np.int32)
+    for t in range(3):
+        labels[t][disc(shape, 32, 30, 13)] = 1
+        labels[t][disc(shape, 32, attacked_x + 6 * (2 - t), 10)] = 2
+    right = np.arange(shape[1]) >= 40
+    for t in range(3, 6):
+        ring = disc(shape, 32, 34, 15) & ~disc(shape, 32, 34, 11)
+        labels[t][ring & ~right] = 3
+        labels[t][ring & right] = 2
+        labels[t][disc(shape, 32, 34, 10)] = 1
+    return labels
+
+
+@pytest.mark.parametrize("attacked_x, n", [(40, 1), (42, 0)])
+def test_attacked_jump_read_when_the_ring_piece_still_covers_the_cells_place(attacked_x, n):
+    """The attacked track's ring piece overlaps its last mask by 0.24 (not below
+    ``ATTACK_JUMP_MAX_IOU``), but the host's id on the inner cell overlaps it by
+    0.46, more by over ``ATTACK_JUMP_MARGIN``: exchanged. With the attacked cell
+    2 px further out (0.26 against 0.35) the readings are too close: kept."""
+    labels = _ring_cover_movie(attacked_x)
+    contacts = pd.DataFrame({"frame": [0, 1, 2], "target_track_id": [2] * 3})
+    pairs = pd.DataFrame({"inner_track_id": [1], "host_track_id": [2],
+                          "internalization_frame": [3]})
+    fixed, _, got = repair_attacked_swaps(labels, _tracks_of(labels), pairs, contacts,
+                                          window=3, min_iou=0.15)
+    assert got == n
+    inside, piece = (2, 1) if n else (1, 2)
+    assert set(np.unique(fixed[3:, 32, 34])) == {inside}
+    assert set(np.unique(fixed[3:, 32, 47])) == {piece}
+    assert set(np.unique(fixed[:3, 32, 25])) == {1}
+
+
 def test_attacked_jump_needs_the_inner_track_to_have_been_the_host():
     """An inner track that begins at the onset has no past as the host: its cell
     is the attacked one under a new id (stitching joins it), nothing is exchanged."""

@@ -1262,6 +1262,11 @@ def _mask_from(crop: np.ndarray, tid: int, t: int, span: int = 2) -> np.ndarray 
 #: its mask overlaps its own last one by less than this IoU.
 ATTACK_JUMP_MAX_IOU = 0.2
 
+#: ... or when the inner track's mask overlaps that last mask by more than the
+#: attacked track's own mask does, by this IoU (a ring that still covers part of
+#: the place the attacked cell had: P4 C04 34, own masks, 0.40 against 0.24)
+ATTACK_JUMP_MARGIN = 0.1
+
 
 def _attacked_jump(crop: np.ndarray, a: int, b: int, frames: range, min_iou: float
                    ) -> tuple[int, tuple[float, float]]:
@@ -1273,7 +1278,9 @@ def _attacked_jump(crop: np.ndarray, a: int, b: int, frames: range, min_iou: flo
     readings of :func:`repair_attacked_swaps` say little. The attacked
     track's own reading does not: in the frame it jumped onto a piece of the
     host ring (or vanished), its mask overlaps its last one by less than
-    :data:`ATTACK_JUMP_MAX_IOU`, while the inner track's mask overlaps that
+    :data:`ATTACK_JUMP_MAX_IOU` (or by :data:`ATTACK_JUMP_MARGIN` less than
+    the inner track's does: a ring piece that still covers part of the
+    cell's place), while the inner track's mask overlaps that
     last mask of the attacked cell by at least ``min_iou``.
 
     Returns
@@ -1289,7 +1296,7 @@ def _attacked_jump(crop: np.ndarray, a: int, b: int, frames: range, min_iou: flo
             continue
         own = 0.0 if lb is None else _iou(lb, pb)
         took = _iou(la, pb)
-        if own < ATTACK_JUMP_MAX_IOU and took >= min_iou:
+        if (own < ATTACK_JUMP_MAX_IOU or took > own + ATTACK_JUMP_MARGIN) and took >= min_iou:
             return t, (took, own)
     return 0, (0.0, 0.0)
 
