@@ -1308,6 +1308,18 @@ def _in_window(frames: np.ndarray | None, t0: int, window: int) -> np.ndarray:
     return frames[(frames >= t0 - window) & (frames <= t0)]
 
 
+def _attack_span(labels: np.ndarray, a: int, b: int, fb: np.ndarray, t0: int
+                 ) -> tuple[np.ndarray | None, range]:
+    """Crop of tracks ``a`` and ``b`` around an attack, and the frames to read in it.
+
+    From 2 frames before ``b``'s first contact frame in the window (``fb``)
+    to 3 after the onset ``t0``; the frames read run from the one after that
+    first contact to the onset.
+    """
+    crop = _pair_crop(labels, (a, b), max(0, int(fb[0]) - 2), t0 + 3)
+    return crop, range(max(1, int(fb[0]) + 1), t0 + 1)
+
+
 def _jumped_from(labels: np.ndarray, a: int, t0: int, hit: Mapping[int, np.ndarray],
                  window: int, min_iou: float, done: set[int]) -> int:
     """Attacked track that left its cell to inner track ``a`` (host unknown), or 0.
@@ -1321,11 +1333,10 @@ def _jumped_from(labels: np.ndarray, a: int, t0: int, hit: Mapping[int, np.ndarr
         fb = _in_window(fb, t0, window)
         if b == a or b in done or not fb.size:
             continue
-        crop = _pair_crop(labels, (a, b), max(0, int(fb[0]) - 2), t0 + 3)
+        crop, frames = _attack_span(labels, a, b, fb, t0)
         if crop is None:
             continue
-        t, (took, _own) = _attacked_jump(crop, a, b, range(max(1, int(fb[0]) + 1), t0 + 1),
-                                         min_iou)
+        t, (took, _own) = _attacked_jump(crop, a, b, frames, min_iou)
         if t and took > best:
             best, found = took, b
     return found
@@ -1397,10 +1408,9 @@ def repair_attacked_swaps(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.Da
             continue
         if not fb.size or _in_window(hit.get(a), t0, 2 * window).size:
             continue
-        crop = _pair_crop(labels, (a, b), max(0, int(fb[0]) - 2), t0 + 3)
+        crop, frames = _attack_span(labels, a, b, fb, t0)
         if crop is None:
             continue
-        frames = range(max(1, int(fb[0]) + 1), t0 + 1)
         best, best_t = 0.0, 0
         for t in frames:
             la, lb = _mask_from(crop, a, t), _mask_from(crop, b, t)

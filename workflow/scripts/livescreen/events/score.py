@@ -542,14 +542,14 @@ def _contact_end(episodes: pd.DataFrame, target: int, frame: int, window: int) -
     return int(e.max()) if len(e) else -1
 
 
-def _split_again(births: pd.DataFrame | None, into: int, end: int, enclosed: set[int],
-                 states: pd.DataFrame, min_frames: int,
-                 hosts: set[int] = frozenset()) -> list[int]:
+def _split_again(births: pd.DataFrame | None, into: int, end: int, in_enclosure: set[int],
+                 states: pd.DataFrame, min_frames: int) -> list[int]:
     """Tracks born out of ``into`` in the 2 frames after a merger's ``end``, apart since.
 
-    Never enclosed (not in ``enclosed``), never a host (not in ``hosts``: a
-    host ring segmented apart again from its inner cell is not a free cell)
-    and, when in ``states``, followed for at least ``min_frames`` frames.
+    Never in an enclosure (not in ``in_enclosure``: an inner cell seen again
+    inside its host, or a host ring segmented apart again from its inner
+    cell, is not a free cell) and, when in ``states``, followed for at least
+    ``min_frames`` frames.
     """
     if births is None or births.empty:
         return []
@@ -557,7 +557,7 @@ def _split_again(births: pd.DataFrame | None, into: int, end: int, enclosed: set
                & (births["frame"] <= end + 2) & (births["cover"] >= BORN_INSIDE_MIN_COVER)]
     out = []
     for z in b["track_id"].astype(int):
-        if z in enclosed or z in hosts or (z in states.index and int(states.at[z, "last_frame"])
+        if z in in_enclosure or (z in states.index and int(states.at[z, "last_frame"])
                              - int(states.at[z, "first_frame"]) + 1 < min_frames):
             continue
         out.append(z)
@@ -628,6 +628,7 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
         ``signal_fraction`` NaN), one per frame of each counted merger.
     """
     rows = []
+    in_enclosure = (enclosed or set()) | (hosts or set())
     hosting = pd.Series(dtype=np.int64)
     if {"host_track_id", "internalization_frame"} <= set(states.columns):
         held = states[(states["host_track_id"] > 0) & (states["internalization_frame"] >= 0)]
@@ -651,8 +652,7 @@ def merger_enclosures(mergers: pd.DataFrame, states: pd.DataFrame, episodes: pd.
                      "earlier id or that cell's", x, y, last + 1, y, int(hosting[y]))
             continue
         apart = [] if len(grp) >= grid.cic_window else _split_again(
-            births, y, int(grp["frame"].max()), enclosed or set(), states,
-            grid.cic_min_frames, hosts or set())
+            births, y, int(grp["frame"].max()), in_enclosure, states, grid.cic_min_frames)
         if apart:
             log.info("merger of tracks %d and %d not counted: track(s) %s came out of the "
                      "merged object free after it", x, y, apart)
@@ -1211,8 +1211,8 @@ def nibbling_measures(episodes: pd.DataFrame, targets: pd.DataFrame, effectors: 
 
 
 def _fate_in_next_encounter(st, starts: np.ndarray, ends: np.ndarray, decided: np.ndarray,
-                            k: int, survive_frames: int, max_break: int) -> bool:
-    """Whether a target's death or enclosure, given to a later encounter, ended encounter ``k``.
+                            k: int, survive_frames: int) -> bool:
+    """Whether a target's death or enclosure, given to a later encounter, came soon after ``k``.
 
     Parameters
     ----------
@@ -1226,36 +1226,31 @@ def _fate_in_next_encounter(st, starts: np.ndarray, ends: np.ndarray, decided: n
         The encounter asked about.
     survive_frames : int
         Frames a target must be followed after a contact to have got away.
-    max_break : int
-        Longest break bridged within one contact (``contact_max_break``).
 
     Returns
     -------
     bool
         True when an encounter that started after ``k``'s start took the
-        target's fate (``decided``) and either began at most ``max_break`` + 1
-        frames after ``k``'s end (the target was never free: another effector
-        took over the contact, or the tracker gave the attacker a new id that
-        :func:`join_effector_switches` did not join) or the target's death
-        onset or internalisation came no later than ``survive_frames`` after
-        ``k``'s end: the target did not get away from encounter ``k``.
+        target's fate (``decided``) and the target's death onset or
+        internalisation came no later than ``survive_frames`` after ``k``'s
+        end: the target did not get away from encounter ``k``.
     """
-    later = decided & (starts > starts[k])
-    if st is None or not np.any(later):
+    if st is None or not np.any(decided & (starts > starts[k])):
         return False
-    if np.any(starts[later] <= ends[k] + max_break + 1):
-        return True
     fates = [int(st[c]) for c in ("death_onset_frame", "internalization_frame")]
     return any(0 <= f <= ends[k] + survive_frames for f in fates)
 
 
-def _taken_over(starts: np.ndarray, ends: np.ndarray, k: int, max_break: int) -> bool:
+def _taken_over(starts: np.ndarray, ends: np.ndarray, decided: np.ndarray, k: int,
+                max_break: int) -> bool:
     """Whether another contact with a target carried on where encounter ``k`` ended.
 
     Parameters
     ----------
     starts, ends : numpy.ndarray
         Start and end frames of the target's encounters.
+    decided : numpy.ndarray of bool
+        Which of them took the target's death or enclosure.
     k : int
         The encounter asked about.
     max_break : int
@@ -1265,14 +1260,15 @@ def _taken_over(starts: np.ndarray, ends: np.ndarray, k: int, max_break: int) ->
     -------
     bool
         True when an encounter that started after ``k``'s start began at most
-        ``max_break`` + 1 frames after ``k``'s end and went on past it: the
-        target was never free after ``k``, so ``k`` cannot be resolved alive;
-        the later encounter carries the resolution (a second effector took
-        over, or the tracker gave the attacker a new id that
-        :func:`join_effector_switches` did not join).
+        ``max_break`` + 1 frames after ``k``'s end and went on past it or took
+        the target's death or enclosure (``decided``): the target was never
+        free after ``k``, so ``k`` cannot be resolved alive; the later
+        encounter carries the resolution (a second effector took over, or the
+        tracker gave the attacker a new id that :func:`join_effector_switches`
+        did not join).
     """
-    later = (starts > starts[k]) & (starts <= ends[k] + max_break + 1) & (ends > ends[k])
-    return bool(np.any(later))
+    later = (starts > starts[k]) & (starts <= ends[k] + max_break + 1)
+    return bool(np.any(later & ((ends > ends[k]) | decided)))
 
 
 def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: pd.DataFrame,
@@ -1289,10 +1285,9 @@ def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: p
     last frame, or when the target is not followed
     ``survive_frames`` past the end (``movie_end`` if the movie ended,
     ``left_field`` if its track ended); *censored* (``next_encounter``) when
-    a later encounter took the target's death or enclosure and the target was
-    not free in between (:func:`_fate_in_next_encounter`), or when another
-    contact carried on where this one ended (:func:`_taken_over`); otherwise
-    resolved alive:
+    another contact carried on where this one ended (:func:`_taken_over`) or
+    a later encounter took the target's death or enclosure soon after it
+    (:func:`_fate_in_next_encounter`); otherwise resolved alive:
     *trogocytosis_only* when nibbled, else *evasion*. Nibbled = signal gain
     >= ``trog_signal_gain`` or (target alive and not enclosed) area loss >=
     ``trog_area_loss``. A nibbled target that retreats >= ``retreat_px`` from
@@ -1349,9 +1344,9 @@ def encounter_outcomes(episodes: pd.DataFrame, states: pd.DataFrame, nibbling: p
                 outcome[j] = "censored"
                 reason[j] = "movie_end" if last_seen >= last_frame else "left_field"
             else:
-                if _fate_in_next_encounter(st, starts, ends, decided, k, grid.survive_frames,
-                                           grid.contact_max_break) \
-                        or _taken_over(starts, ends, k, grid.contact_max_break):
+                if _taken_over(starts, ends, decided, k, grid.contact_max_break) \
+                        or _fate_in_next_encounter(st, starts, ends, decided, k,
+                                                   grid.survive_frames):
                     outcome[j], reason[j] = "censored", "next_encounter"
                     continue
                 dead = st is not None and int(st["death_onset_frame"]) >= 0 \
