@@ -1805,6 +1805,18 @@ def test_attacked_jump_needs_the_inner_track_to_have_been_the_host():
     np.testing.assert_array_equal(fixed, labels)
 
 
+def _track_rows(labels: np.ndarray) -> pd.DataFrame:
+    """Tracks table of a label stack: id, frame, centroid, area; no parents."""
+    rows = []
+    for t in range(labels.shape[0]):
+        for i in np.unique(labels[t]):
+            if i:
+                yy, xx = np.nonzero(labels[t] == i)
+                rows.append((int(i), t, 0, yy.mean(), xx.mean(), yy.size))
+    return pd.DataFrame(rows, columns=["track_id", "frame", "parent_track_id", "y_px",
+                                       "x_px", "area_px"])
+
+
 def _pieces_movie() -> tuple[np.ndarray, pd.DataFrame]:
     """An inner cell (track 5, frames 0-2) jumps 25 px into its host and is found
     again as track 7 (frames 3-7). Nearer to 7's first position: track 6, lost a
@@ -1821,14 +1833,7 @@ def _pieces_movie() -> tuple[np.ndarray, pd.DataFrame]:
             labels[t][disc(shape, 45, 45, 4)] = 10
         if t <= 1:
             labels[t][disc(shape, 30, 38, 4)] = 6
-    rows = []
-    for t in range(8):
-        for i in np.unique(labels[t]):
-            if i:
-                yy, xx = np.nonzero(labels[t] == i)
-                rows.append((int(i), t, 0, yy.mean(), xx.mean()))
-    return labels, pd.DataFrame(rows, columns=["track_id", "frame", "parent_track_id",
-                                               "y_px", "x_px"])
+    return labels, _track_rows(labels)
 
 
 def test_stitching_takes_the_piece_that_ended_last_and_skips_cells_that_carry_on():
@@ -1864,14 +1869,7 @@ def test_stitching_cuts_a_track_that_came_back_on_a_piece_after_a_gap(piece_r, c
             labels[t][disc(shape, 30, 30, 10)] = 7
         if t >= 4:
             labels[t][disc(shape, 30, 70, piece_r)] = 5
-    rows = []
-    for t in range(8):
-        for i in np.unique(labels[t]):
-            if i:
-                yy, xx = np.nonzero(labels[t] == i)
-                rows.append((int(i), t, 0, yy.mean(), xx.mean(), yy.size))
-    tracks = pd.DataFrame(rows, columns=["track_id", "frame", "parent_track_id", "y_px",
-                                         "x_px", "area_px"])
+    tracks = _track_rows(labels)
     before = labels.copy()
     pairs = pd.DataFrame({"inner_track_id": [7], "host_track_id": [9],
                           "internalization_frame": [4]})
@@ -1911,6 +1909,45 @@ def test_stitching_needs_the_cell_s_own_brightness(level, joined):
     assert set(np.unique(fixed[3:, 30, 45])) == ({5} if joined else {7})
     assert stitch_engulfments(labels, tracks, pairs, window=3, travel_px=30, max_gap=1,
                               brightness_change=None)[2] == 1
+
+
+@pytest.mark.parametrize("after,joined", [(295.0, True), (372.0, False)])
+def test_stitching_cuts_an_inner_track_that_came_back_after_a_gap_on_another_cell(
+        after, joined):
+    """Held-out P4 B02 29 (own masks): the inner cell's track 32 (brightness 285-299)
+    ended as the cell moved into its host; a neighbour's track 34 (368-373), lost
+    for three frames, was linked to the inner cell (294) and its enclosure went to
+    34, contacted long before: no cell-in-cell. Here track 5 (the inner cell, 290)
+    ends at frame 3; track 8 (another cell, 370, frames 0-1) comes back at 4 on the
+    inner cell, enclosed from 5. With another brightness (295) 8 is cut at 4 and the
+    piece joins 5; with its own (372) it is left whole and nothing joins."""
+    shape = (60, 100)
+    labels = np.zeros((8, *shape), np.int32)
+    for t in range(8):
+        if t <= 3:
+            labels[t][disc(shape, 30, 16 + 3 * t, 6)] = 5
+        else:
+            labels[t][disc(shape, 30, 35, 6)] = 8
+        if t <= 1:
+            labels[t][disc(shape, 30, 70, 6)] = 8
+    tracks = _track_rows(labels)
+    tracks["intensity_mean_target"] = np.where(tracks["track_id"] == 5, 290.0,
+                                               np.where(tracks["frame"] <= 1, 370.0, after))
+    before, tracks_before = labels.copy(), tracks.copy()
+    pairs = pd.DataFrame({"inner_track_id": [8], "host_track_id": [9],
+                          "internalization_frame": [5]})
+    fixed, out, n = stitch_engulfments(labels, tracks, pairs, window=3, travel_px=30,
+                                       max_gap=1, brightness_change=0.08)
+    np.testing.assert_array_equal(labels, before)  # inputs not modified
+    pd.testing.assert_frame_equal(tracks, tracks_before)
+    assert n == int(joined)
+    assert set(np.unique(fixed[4:, 30, 35])) == ({5} if joined else {8})
+    assert set(np.unique(fixed[:2, 30, 70])) == {8}      # the cell before the gap keeps 8
+    if joined:
+        assert set(out.loc[out["track_id"] == 5, "frame"]) == set(range(8))
+        assert set(out.loc[out["track_id"] == 8, "frame"]) == {0, 1}
+    assert stitch_engulfments(labels, tracks, pairs, window=3, travel_px=30, max_gap=1,
+                              brightness_change=None)[2] == 0     # not checked: no cut
 
 
 def test_demo_study_gt_labels_every_event_type(tmp_path):

@@ -1547,6 +1547,42 @@ def _piece_returns(tracks: pd.DataFrame, inners: Mapping[int, int], max_gap: int
     return cut
 
 
+def _resumed_as_another(tracks: pd.DataFrame, pairs: pd.DataFrame, window: int,
+                        brightness_change: float) -> dict[int, int]:
+    """Inner tracks that came back after a gap on another cell: where to cut.
+
+    The tracker can bridge a gap in one cell's track with another cell: a
+    neighbour lost for a few frames is linked to an inner cell whose own
+    track ended as it moved into its host. For each enclosure of ``pairs``,
+    the inner track's last gap (frames missing) ending at most ``window``
+    frames before the onset is a cut when the track's mean target-channel
+    intensity (``intensity_mean_target``) across it changes by more than
+    ``brightness_change`` (absolute log ratio of the first object after the
+    gap to the last before): a cell keeps its brightness.
+
+    Returns
+    -------
+    dict
+        Track id -> frame from which its rows are another cell's.
+    """
+    g = tracks.sort_values("frame").groupby("track_id")
+    cut: dict[int, int] = {}
+    for p in pairs.itertuples(index=False):
+        inner, t0 = int(p.inner_track_id), int(p.internalization_frame)
+        if inner in cut or inner not in g.groups:
+            continue
+        rows = g.get_group(inner)
+        fr = rows["frame"].to_numpy()
+        b = rows["intensity_mean_target"].to_numpy(float)
+        after = np.flatnonzero((np.diff(fr) > 1) & (fr[1:] <= t0) & (fr[1:] >= t0 - window)) + 1
+        if after.size == 0:
+            continue
+        i = int(after[-1])
+        if abs(np.log(b[i] / b[i - 1])) > brightness_change:   # NaN: not cut
+            cut[inner] = int(fr[i])
+    return cut
+
+
 def _cut_tracks(labels: np.ndarray, tracks: pd.DataFrame, cut: Mapping[int, tuple[int, int]]
                 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Copies where each track of ``cut`` (id -> (frame, new id)) takes the new id from then."""
@@ -1586,9 +1622,12 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     recomputed by :func:`livescreen.track.relink`).
     With ``contacts``, a track attacked just before an inner track began
     that comes back after a gap on a small piece (:func:`_piece_returns`)
-    is tried as a predecessor ending before the gap; the cut (its later
-    masks under a new id) is kept only when such a track joins an inner
-    cell's chain.
+    is tried as a predecessor ending before the gap; with
+    ``brightness_change``, an inner track that came back after a gap, within
+    ``window`` frames before its enclosure, with another brightness
+    (:func:`_resumed_as_another`) is tried as a new piece from the gap on
+    (the enclosure is the piece's). A cut (the later masks under a new id)
+    is kept only when it joins an inner cell's chain.
 
     Parameters
     ----------
@@ -1618,13 +1657,23 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     if pairs.empty or tracks.empty:
         return labels, tracks, 0
     given = labels, tracks
+    resumed = (_resumed_as_another(tracks, pairs, window, brightness_change)
+               if brightness_change is not None and "intensity_mean_target" in tracks else {})
+    fresh = int(max(labels.max(initial=0), tracks["track_id"].max()))
+    cut = {c: (k, fresh + i) for i, (c, k) in enumerate(sorted(resumed.items()), start=1)}
+    pairs = pairs.copy()        # an enclosure after the cut is the new piece's
+    for c, (k, f) in cut.items():
+        later = (pairs["inner_track_id"] == c) & (pairs["internalization_frame"] >= k)
+        pairs.loc[later, "inner_track_id"] = f
     firsts = tracks.groupby("track_id")["frame"].min()
+    firsts = pd.concat([firsts, pd.Series({f: k for k, f in cut.values()}, dtype=int)])
     inners = {int(i): int(firsts[i]) for i in pairs["inner_track_id"].astype(int)
               if i in firsts.index and firsts[i] > 0}
-    cut = (_piece_returns(tracks, inners, max_gap, contacts, window)
-           if contacts is not None and "area_px" in tracks else {})
-    fresh = int(max(labels.max(initial=0), tracks["track_id"].max()))
-    cut = {c: (k, fresh + i) for i, (c, k) in enumerate(sorted(cut.items()), start=1)}
+    returns = (_piece_returns(tracks, inners, max_gap, contacts, window)
+               if contacts is not None and "area_px" in tracks else {})
+    fresh += len(cut)
+    cut |= {c: (k, fresh + i) for i, (c, k) in enumerate(sorted(returns.items()), start=1)
+            if c not in cut}
     if cut:     # tried on copies; kept only where the cut track joins an inner cell
         labels, tracks = tried = _cut_tracks(labels, tracks, cut)
     tr = tracks.sort_values(["track_id", "frame"])
@@ -1658,8 +1707,13 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     labels, tracks = (given if not kept else tried if kept == cut
                       else _cut_tracks(*given, kept))
     for c, (k, f) in sorted(kept.items()):
-        log.info("track %d came back at frame %d on a piece (now track %d) after a gap in "
-                 "which an inner cell's track began: the piece is another object", c, k, f)
+        if c in resumed:
+            log.info("track %d came back at frame %d with another cell's brightness (now "
+                     "track %d): the inner cell, not the cell before the gap", c, k, f)
+        else:
+            log.info("track %d came back at frame %d on a piece (now track %d) after a gap "
+                     "in which an inner cell's track began: the piece is another object",
+                     c, k, f)
     lut_ids = np.array(sorted(rename), dtype=np.int64)
     labels = labels.copy()
     for old in lut_ids:
