@@ -1911,16 +1911,19 @@ def test_stitching_needs_the_cell_s_own_brightness(level, joined):
                               brightness_change=None)[2] == 1
 
 
-@pytest.mark.parametrize("after,joined", [(295.0, True), (372.0, False)])
+@pytest.mark.parametrize("after,attacked,joined", [(295.0, False, True), (372.0, False, False),
+                                                  (295.0, True, False)])
 def test_stitching_cuts_an_inner_track_that_came_back_after_a_gap_on_another_cell(
-        after, joined):
+        after, attacked, joined):
     """Held-out P4 B02 29 (own masks): the inner cell's track 32 (brightness 285-299)
     ended as the cell moved into its host; a neighbour's track 34 (368-373), lost
     for three frames, was linked to the inner cell (294) and its enclosure went to
     34, contacted long before: no cell-in-cell. Here track 5 (the inner cell, 290)
     ends at frame 3; track 8 (another cell, 370, frames 0-1) comes back at 4 on the
     inner cell, enclosed from 5. With another brightness (295) 8 is cut at 4 and the
-    piece joins 5; with its own (372) it is left whole and nothing joins."""
+    piece joins 5; with its own (372) it is left whole and nothing joins. A track
+    attacked just before its gap is left whole too (demo C02 true target 40: 399 on
+    a 189-px mask half under the host ring, 327 inside it, one cell)."""
     shape = (60, 100)
     labels = np.zeros((8, *shape), np.int32)
     for t in range(8):
@@ -1936,8 +1939,10 @@ def test_stitching_cuts_an_inner_track_that_came_back_after_a_gap_on_another_cel
     before, tracks_before = labels.copy(), tracks.copy()
     pairs = pd.DataFrame({"inner_track_id": [8], "host_track_id": [9],
                           "internalization_frame": [5]})
+    contacts = pd.DataFrame({"frame": [1 if attacked else 0], "target_track_id": 8,
+                             "effector_track_id": 20, "contact_px": 12})
     fixed, out, n = stitch_engulfments(labels, tracks, pairs, window=3, travel_px=30,
-                                       max_gap=1, brightness_change=0.08)
+                                       max_gap=1, brightness_change=0.08, contacts=contacts)
     np.testing.assert_array_equal(labels, before)  # inputs not modified
     pd.testing.assert_frame_equal(tracks, tracks_before)
     assert n == int(joined)

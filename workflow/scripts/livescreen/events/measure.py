@@ -1548,7 +1548,8 @@ def _piece_returns(tracks: pd.DataFrame, inners: Mapping[int, int], max_gap: int
 
 
 def _resumed_as_another(tracks: pd.DataFrame, pairs: pd.DataFrame, window: int,
-                        brightness_change: float) -> dict[int, int]:
+                        brightness_change: float, contacts: pd.DataFrame | None = None
+                        ) -> dict[int, int]:
     """Inner tracks that came back after a gap on another cell: where to cut.
 
     The tracker can bridge a gap in one cell's track with another cell: a
@@ -1558,7 +1559,10 @@ def _resumed_as_another(tracks: pd.DataFrame, pairs: pd.DataFrame, window: int,
     frames before the onset is a cut when the track's mean target-channel
     intensity (``intensity_mean_target``) across it changes by more than
     ``brightness_change`` (absolute log ratio of the first object after the
-    gap to the last before): a cell keeps its brightness.
+    gap to the last before): a cell keeps its brightness. With
+    ``contacts``, a track in contact with an effector in the ``window``
+    frames before the gap's end is left whole: an attacked cell going into
+    its host reads another brightness while it is half under the ring.
 
     Returns
     -------
@@ -1566,6 +1570,8 @@ def _resumed_as_another(tracks: pd.DataFrame, pairs: pd.DataFrame, window: int,
         Track id -> frame from which its rows are another cell's.
     """
     g = tracks.sort_values("frame").groupby("track_id")
+    touched = (contacts.groupby("target_track_id")["frame"].unique()
+               if contacts is not None and len(contacts) else {})
     cut: dict[int, int] = {}
     for p in pairs.itertuples(index=False):
         inner, t0 = int(p.inner_track_id), int(p.internalization_frame)
@@ -1578,8 +1584,11 @@ def _resumed_as_another(tracks: pd.DataFrame, pairs: pd.DataFrame, window: int,
         if after.size == 0:
             continue
         i = int(after[-1])
+        k = int(fr[i])
+        if inner in touched and ((touched[inner] < k) & (touched[inner] >= k - window)).any():
+            continue
         if abs(np.log(b[i] / b[i - 1])) > brightness_change:   # NaN: not cut
-            cut[inner] = int(fr[i])
+            cut[inner] = k
     return cut
 
 
@@ -1624,7 +1633,8 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     that comes back after a gap on a small piece (:func:`_piece_returns`)
     is tried as a predecessor ending before the gap; with
     ``brightness_change``, an inner track that came back after a gap, within
-    ``window`` frames before its enclosure, with another brightness
+    ``window`` frames before its enclosure, with another brightness and
+    (with ``contacts``) not attacked just before the gap
     (:func:`_resumed_as_another`) is tried as a new piece from the gap on
     (the enclosure is the piece's). A cut (the later masks under a new id)
     is kept only when it joins an inner cell's chain.
@@ -1657,7 +1667,7 @@ def stitch_engulfments(labels: np.ndarray, tracks: pd.DataFrame, pairs: pd.DataF
     if pairs.empty or tracks.empty:
         return labels, tracks, 0
     given = labels, tracks
-    resumed = (_resumed_as_another(tracks, pairs, window, brightness_change)
+    resumed = (_resumed_as_another(tracks, pairs, window, brightness_change, contacts)
                if brightness_change is not None and "intensity_mean_target" in tracks else {})
     fresh = int(max(labels.max(initial=0), tracks["track_id"].max()))
     cut = {c: (k, fresh + i) for i, (c, k) in enumerate(sorted(resumed.items()), start=1)}
