@@ -1534,7 +1534,7 @@ def _piece_returns(tracks: pd.DataFrame, inners: Mapping[int, int], max_gap: int
         for c, fr in frames.items():
             if c == inner or c in cut or c not in touched:
                 continue
-            if not ((touched[c] < first) & (touched[c] >= first - window)).any():
+            if not _in_window(touched[c], first - 1, window - 1).size:
                 continue
             i = int(np.searchsorted(fr, first))      # first of c's frames >= first
             if i == 0 or i == len(fr) or fr[i] == first:
@@ -1585,7 +1585,7 @@ def _resumed_as_another(tracks: pd.DataFrame, pairs: pd.DataFrame, window: int,
             continue
         i = int(after[-1])
         k = int(fr[i])
-        if inner in touched and ((touched[inner] < k) & (touched[inner] >= k - window)).any():
+        if _in_window(touched.get(inner), k - 1, window - 1).size:
             continue
         if abs(np.log(b[i] / b[i - 1])) > brightness_change:   # NaN: not cut
             cut[inner] = k
